@@ -1,0 +1,1 @@
+"""Benchmarks; results and the commands that produced them are in BENCHMARKS.md."""

@@ -1,0 +1,77 @@
+"""What the gateway emulator needs to know about a WebSocket API, and how it invokes Lambda.
+
+The realizer (Pulumi mocks → resources) builds these from the program's declared resources;
+the gateway serves them. Keeping the contract here lets each side be tested alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["ApiSpec", "AuthorizerSpec", "FunctionError", "Invoker", "Limits", "RouteSpec"]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A route whose integration is an AWS_PROXY Lambda function."""
+
+    route_key: str
+    """`$connect`, `$disconnect`, `$default` or a custom key such as `sendmessage`."""
+    function_name: str
+    """Name of the Lambda function the integration invokes."""
+
+
+@dataclass(frozen=True)
+class AuthorizerSpec:
+    """A REQUEST Lambda authorizer, attached to `$connect`."""
+
+    name: str
+    function_name: str
+    identity_sources: tuple[str, ...]
+    """As declared, e.g. `route.request.querystring.idToken` or
+    `route.request.header.Sec-WebSocket-Protocol`."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """API Gateway's WebSocket quotas (defaults are AWS's); tests shorten them."""
+
+    max_message_bytes: int = 128 * 1024
+    max_frame_bytes: int = 32 * 1024
+    idle_timeout_seconds: float = 10 * 60
+    max_connection_seconds: float = 2 * 60 * 60
+    integration_timeout_seconds: float = 29
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """One WebSocket API with one deployed stage."""
+
+    api_id: str
+    name: str
+    stage: str
+    route_selection_expression: str
+    routes: dict[str, RouteSpec]
+    connect_authorizer: AuthorizerSpec | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+class FunctionError(Exception):
+    """The function failed: it raised, timed out, or its worker died.
+
+    Attributes:
+        kind: `Unhandled`, `TimeoutError` or `WorkerDied`, for logs and for API Gateway's 500.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+class Invoker(Protocol):
+    """Invokes a Lambda function by name, as API Gateway's AWS_PROXY integration does."""
+
+    async def invoke(self, function_name: str, event: dict[str, Any]) -> Any:
+        """Return the function's result (JSON-decoded), or raise `FunctionError`."""
+        ...

@@ -1,0 +1,1 @@
+"""The `wsauth` command line: run the local cloud, talk to a stack, check it end to end."""

@@ -1,0 +1,3 @@
+from wsauth.cli import main
+
+raise SystemExit(main())
