@@ -1,0 +1,305 @@
+"""Lambda functions run locally: a pool of worker processes per function, timeout enforced.
+
+Each function gets up to `max_workers` processes (`localcloud/worker.py`), started on first use
+(the cold start) and kept warm afterwards. An invocation takes an idle worker, or starts a new one
+when all are busy, or waits for one when the cap is reached. A worker that exceeds the function's
+timeout is killed with its process group, as Lambda discards the execution environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import struct
+import sys
+import sysconfig
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcloud.spec import FunctionError
+
+__all__ = ["FunctionSpec", "LambdaRuntime", "unpack_archive"]
+
+log = logging.getLogger("localcloud.lambda")
+
+_LENGTH = struct.Struct(">I")
+_WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
+# Big events (a 128 KB message, JSON-escaped) must fit in one pipe read without a limit error.
+_STREAM_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What the program declares about one Lambda function, as the worker needs it."""
+
+    name: str
+    handler: str
+    code_dir: Path
+    """The unpacked archive (Lambda's task root)."""
+    timeout_seconds: float = 3
+    memory_mb: int = 128
+    arn: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Exactly the variables the program declares."""
+    runtime_environment: Mapping[str, str] = field(default_factory=dict)
+    """What Lambda itself sets (region, credentials, endpoints), added beneath `environment`."""
+
+
+def unpack_archive(archive: Path, cache_dir: Path) -> Path:
+    """Unpack a Lambda zip once into `cache_dir`, keyed by the archive's name and size.
+
+    Args:
+        archive: The deployment package.
+        cache_dir: Where unpacked archives are kept.
+
+    Returns:
+        The directory holding the archive's files.
+    """
+    stat = archive.stat()
+    target = cache_dir / f"{archive.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    if target.is_dir():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_dir / f".{target.name}.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    with zipfile.ZipFile(archive) as package:
+        package.extractall(partial)
+    try:
+        os.replace(partial, target)
+    except OSError:  # another process unpacked the same archive first
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+class _Worker:
+    """One worker process and its pipes."""
+
+    def __init__(self, spec: FunctionSpec, process: asyncio.subprocess.Process, index: int) -> None:
+        self.spec = spec
+        self.process = process
+        self.label = f"{spec.name}#{index}"
+        self.log_task = asyncio.ensure_future(self._forward_logs())
+
+    async def _forward_logs(self) -> None:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            log.info("[%s] %s", self.label, line.decode(errors="replace").rstrip())
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        body = json.dumps(message, separators=(",", ":")).encode()
+        self.process.stdin.write(_LENGTH.pack(len(body)) + body)
+        await self.process.stdin.drain()
+
+    async def receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        header = await self.process.stdout.readexactly(_LENGTH.size)
+        body = await self.process.stdout.readexactly(_LENGTH.unpack(header)[0])
+        message: dict[str, Any] = json.loads(body)
+        return message
+
+    def kill(self) -> None:
+        # The worker leads its own process group: anything the handler started dies with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def close(self) -> None:
+        if self.process.returncode is None:
+            self.kill()
+            await self.process.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.log_task, 1)
+
+
+class _FunctionPool:
+    """The warm workers of one function."""
+
+    def __init__(self, spec: FunctionSpec, max_workers: int) -> None:
+        self.spec = spec
+        self.max_workers = max_workers
+        self.idle: list[_Worker] = []
+        self.count = 0  # started or starting, idle or busy
+        self.started = 0
+        self.available = asyncio.Condition()
+        self.workers: set[_Worker] = set()
+
+    def _environment(self) -> dict[str, str]:
+        spec = self.spec
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": uuid.uuid4().hex,
+            "WSAUTH_LOCAL_FUNCTION_ARN": spec.arn,
+            "_HANDLER": spec.handler,
+        }
+        env.update(spec.runtime_environment)
+        env.update(spec.environment)
+        return env
+
+    async def _start_worker(self) -> _Worker:
+        self.started += 1
+        paths = sysconfig.get_paths()
+        site_dirs = list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+        began = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-S",
+            _WORKER_SCRIPT,
+            str(self.spec.code_dir),
+            self.spec.handler,
+            *site_dirs,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self._environment(),
+            cwd=str(self.spec.code_dir),
+            start_new_session=True,
+            limit=_STREAM_LIMIT,
+        )
+        worker = _Worker(self.spec, process, self.started)
+        self.workers.add(worker)
+        try:
+            ready = await asyncio.wait_for(worker.receive(), self.spec.timeout_seconds + 10)
+        except (asyncio.IncompleteReadError, TimeoutError) as exc:
+            await self._discard(worker)
+            raise FunctionError("WorkerDied", f"{worker.label} did not start") from exc
+        if "error" in ready:
+            await self._discard(worker)
+            error = ready["error"]
+            raise FunctionError(
+                "Unhandled", f"init failed: {error['errorType']}: {error['errorMessage']}"
+            )
+        log.info("cold start %s in %.0f ms", worker.label, (time.perf_counter() - began) * 1000)
+        return worker
+
+    async def _discard(self, worker: _Worker) -> None:
+        self.workers.discard(worker)
+        await worker.close()
+
+    async def acquire(self) -> _Worker:
+        async with self.available:
+            while not self.idle and self.count >= self.max_workers:
+                await self.available.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.count += 1
+        try:
+            return await self._start_worker()
+        except BaseException:
+            await self._release_slot()
+            raise
+
+    async def _release_slot(self) -> None:
+        async with self.available:
+            self.count -= 1
+            self.available.notify()
+
+    async def release(self, worker: _Worker) -> None:
+        async with self.available:
+            self.idle.append(worker)
+            self.available.notify()
+
+    async def run(self, event: Any) -> Any:
+        worker = await self.acquire()
+        request_id = str(uuid.uuid4())
+        deadline = time.time() + self.spec.timeout_seconds
+        try:
+            await worker.send(
+                {"event": event, "requestId": request_id, "deadlineMs": int(deadline * 1000)}
+            )
+            answer = await asyncio.wait_for(worker.receive(), self.spec.timeout_seconds)
+        except TimeoutError:
+            await self._discard(worker)
+            await self._release_slot()
+            raise FunctionError(
+                "TimeoutError", f"{self.spec.name} timed out after {self.spec.timeout_seconds:g} s"
+            ) from None
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+            await self._discard(worker)
+            await self._release_slot()
+            raise FunctionError(
+                "WorkerDied", f"{worker.label} exited with {worker.process.returncode}"
+            ) from None
+        except BaseException:
+            # Cancelled mid-request: the worker's state is unknown, so it cannot be reused.
+            await self._discard(worker)
+            await self._release_slot()
+            raise
+        await self.release(worker)
+        if "error" in answer:
+            error = answer["error"]
+            raise FunctionError("Unhandled", f"{error['errorType']}: {error['errorMessage']}")
+        return answer.get("result")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(worker.close() for worker in list(self.workers)))
+        self.workers.clear()
+        self.idle.clear()
+
+
+class LambdaRuntime:
+    """Invokes the program's Lambda functions in local worker processes (an `Invoker`).
+
+    Args:
+        functions: The functions, keyed by name.
+        max_workers: Concurrent executions per function; invocations beyond it wait.
+    """
+
+    def __init__(self, functions: Mapping[str, FunctionSpec], *, max_workers: int = 10) -> None:
+        self.functions = dict(functions)
+        self._max_workers = max_workers
+        self._pools: dict[str, _FunctionPool] = {}
+
+    def _pool(self, function_name: str) -> _FunctionPool:
+        pool = self._pools.get(function_name)
+        if pool is None:
+            spec = self.functions.get(function_name)
+            if spec is None:
+                raise FunctionError("ResourceNotFound", f"no function named {function_name!r}")
+            pool = self._pools[function_name] = _FunctionPool(spec, self._max_workers)
+        return pool
+
+    async def invoke(self, function_name: str, event: dict[str, Any]) -> Any:
+        """Run the function on `event` and return its JSON-decoded result.
+
+        Raises:
+            FunctionError: The handler raised (`Unhandled`), timed out (`TimeoutError`), or its
+                worker died (`WorkerDied`).
+        """
+        return await self._pool(function_name).run(event)
+
+    async def warm(self, function_name: str) -> None:
+        """Start one worker for the function ahead of its first invocation."""
+        pool = self._pool(function_name)
+        await pool.release(await pool.acquire())
+
+    def worker_pids(self) -> list[int]:
+        """Return the pids of all live workers (for tests and diagnostics)."""
+        return [
+            worker.process.pid
+            for pool in self._pools.values()
+            for worker in pool.workers
+            if worker.process.returncode is None
+        ]
+
+    async def close(self) -> None:
+        """Kill every worker and wait for them to exit."""
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()))
