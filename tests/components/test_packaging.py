@@ -7,7 +7,9 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +236,72 @@ def test_authorizer_runs_from_the_archive(unpacked: Path) -> None:
     answer = _run_from_archive(unpacked, "handlers.authorizer.handler", event, env)
 
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+@pytest.fixture
+def moto_dynamodb() -> Iterator[tuple[str, Any]]:
+    """A moto server on a free loopback port with the connection table; (endpoint, client)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_table(
+        TableName="connections",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "connectionId", "AttributeType": "S"},
+            {"AttributeName": "userId", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "userIdIndex",
+                "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    yield endpoint, client
+    server.stop()
+
+
+def test_websocket_handler_runs_from_the_archive(
+    unpacked: Path, moto_dynamodb: tuple[str, Any]
+) -> None:
+    """`handlers.websocket.handler` loads from the archive and keeps a real table in step."""
+    endpoint, dynamodb = moto_dynamodb
+    env = {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "CONNECTION_TABLE_NAME": "connections",
+    }
+    context = {"connectionId": "conn-1", "connectedAt": 1_700_000_000_000, "stage": "prod"}
+    connect = {
+        "requestContext": {
+            **context,
+            "routeKey": "$connect",
+            "authorizer": {"principalId": "sub-1", "userId": "sub-1", "username": "alice"},
+        }
+    }
+    disconnect = {"requestContext": {**context, "routeKey": "$disconnect"}}
+    key = {"connectionId": {"S": "conn-1"}}
+
+    connected = _run_from_archive(unpacked, "handlers.websocket.handler", connect, env)
+    stored = dynamodb.get_item(TableName="connections", Key=key).get("Item")
+    disconnected = _run_from_archive(unpacked, "handlers.websocket.handler", disconnect, env)
+
+    assert connected == disconnected == {"statusCode": 200}
+    assert stored is not None and stored["userId"] == {"S": "sub-1"}
+    assert "Item" not in dynamodb.get_item(TableName="connections", Key=key)
