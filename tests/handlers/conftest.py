@@ -313,17 +313,37 @@ class JwksServer:
         request.wfile.write(body)
 
     def close(self) -> None:
+        """Stop serving; hanging requests are released first."""
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def reset(self, keys: list[dict[str, Any]]) -> None:
+        """Back to serving ``keys`` normally; releases any request still hanging."""
+        import threading
 
-@pytest.fixture
-def jwks_server(auth_keys: AuthKeys) -> Iterator[JwksServer]:
-    """A JWKS server on 127.0.0.1, port 0, serving the pool's key set."""
+        self.release.set()
+        self.release = threading.Event()
+        self.keys = list(keys)
+        self.mode = "ok"
+        self.body = None
+        self.requests = 0
+
+
+@pytest.fixture(scope="session")
+def _jwks_server_process(auth_keys: AuthKeys) -> Iterator[JwksServer]:
+    # One server per session: shutting one down costs its poll interval.
     server = JwksServer(auth_keys.pool_jwks())
     yield server
     server.close()
+
+
+@pytest.fixture
+def jwks_server(_jwks_server_process: JwksServer, auth_keys: AuthKeys) -> Iterator[JwksServer]:
+    """A JWKS server on 127.0.0.1 (port 0), serving the pool's key set, reset for each test."""
+    _jwks_server_process.reset(auth_keys.pool_jwks())
+    yield _jwks_server_process
+    _jwks_server_process.release.set()
 
 
 class FakeClock:

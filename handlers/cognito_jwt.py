@@ -1,0 +1,564 @@
+"""Strict verification of Cognito JWTs against the user pool's JWKS.
+
+The rules follow awslabs/aws-jwt-verify and are, where it is lenient, stricter:
+
+* the token is exactly three canonical, unpadded base64url parts;
+* header and payload are UTF-8 JSON objects (no NaN/Infinity, no BOM);
+* ``alg`` is RS256, whatever the token asks for; ``crit`` is refused; ``jku``, ``x5u``,
+  ``jwk`` and ``x5c`` are ignored, the key always comes from the pool's JWKS;
+* ``kid`` is a string found in that JWKS, and the JWK is RSA, for signatures, agrees on
+  ``alg`` and has a modulus of at least 2048 bits;
+* ``iss`` is exactly the pool's issuer, ``token_use`` the configured one, the client is
+  checked against ``aud`` (ID token, a string) or ``client_id`` (access token);
+* ``exp`` is required and, like ``nbf`` and ``iat``, a finite number (never a bool or a
+  string); ``nbf`` is honoured; a clock leeway (default 0) applies to both;
+* ``sub`` is a non-empty string; ``cognito:groups`` is a list of strings.
+
+python-jose is used where it is sharp-edge free: ``jose.jwk.construct`` builds each key
+object once per JWKS load, and the key's ``verify`` checks the RS256 signature. Every other
+check is ours, because ``jose.jwt.decode`` accepts HMAC with the public key when no
+``algorithms`` are given, skips ``aud`` when the claim is absent and takes some non-numeric
+claims.
+
+Not thread-safe by design: a Lambda process handles one event at a time. Callers that share
+a verifier between threads must serialize calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jose import jwk as jose_jwk
+
+__all__ = [
+    "CognitoJwtVerifier",
+    "JwksCache",
+    "JwksUnavailable",
+    "TokenRejected",
+    "VerifiedToken",
+    "b64url_decode",
+    "cognito_issuer",
+    "default_jwks_url",
+]
+
+ALGORITHM = "RS256"
+MAX_TOKEN_CHARS = 16384
+"""Longer strings are refused before any parsing (Cognito tokens are a few KiB at most)."""
+JWKS_MAX_BYTES = 64 * 1024
+JWKS_MAX_KEYS = 32
+JWKS_FETCH_SECONDS = 1.5
+JWKS_REFETCH_INTERVAL_SECONDS = 10.0
+MIN_RSA_BITS = 2048
+DEFAULT_CACHE_SIZE = 1024
+
+_TOKEN_USES = frozenset({"id", "access"})
+_NUMBER_TYPES = (int, float)
+
+
+class TokenRejected(Exception):
+    """The token is not acceptable; ``reason`` is a short code safe to log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class JwksUnavailable(Exception):
+    """No usable key set could be obtained: the verifier cannot decide."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a verified token says about its user (never the whole claim set)."""
+
+    sub: str
+    username: str
+    groups: tuple[str, ...]
+    token_use: str
+    exp: float
+    kid: str
+
+
+def cognito_issuer(user_pool_id: str) -> str:
+    """Return the issuer Cognito writes into the pool's tokens.
+
+    Args:
+        user_pool_id: ``{region}_{id}``, e.g. ``eu-west-1_AbC123``.
+
+    Returns:
+        ``https://cognito-idp.{region}.amazonaws.com/{user_pool_id}``.
+
+    Raises:
+        ValueError: the pool id has no region prefix.
+    """
+    region = _pool_region(user_pool_id)
+    return f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+
+
+def default_jwks_url(user_pool_id: str, cognito_endpoint: str | None = None) -> str:
+    """Return where the pool's JWKS lives.
+
+    Args:
+        user_pool_id: ``{region}_{id}``.
+        cognito_endpoint: ``AWS_ENDPOINT_URL_COGNITO_IDP`` when set (the local cloud's moto
+            serves the JWKS under it), else None for AWS.
+
+    Returns:
+        The JWKS URL.
+    """
+    if cognito_endpoint:
+        return f"{cognito_endpoint.rstrip('/')}/{user_pool_id}/.well-known/jwks.json"
+    return f"{cognito_issuer(user_pool_id)}/.well-known/jwks.json"
+
+
+def _pool_region(user_pool_id: str) -> str:
+    region, sep, suffix = user_pool_id.partition("_")
+    if not sep or not region or not suffix or not suffix.isalnum():
+        raise ValueError(f"user pool id {user_pool_id!r} is not of the form <region>_<id>")
+    return region
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """Decode canonical, unpadded base64url, refusing every other spelling.
+
+    ``base64.urlsafe_b64decode`` silently drops foreign characters and ignores the unused
+    low bits of the last character, so several strings decode to the same bytes; a token
+    could then be re-spelled and still verify. Re-encoding and comparing closes both holes.
+
+    Args:
+        segment: ASCII bytes of one JWT part.
+
+    Returns:
+        The decoded bytes.
+
+    Raises:
+        ValueError: the segment is not canonical base64url (binascii.Error is a ValueError).
+    """
+    decoded = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment:
+        raise ValueError("not canonical base64url")
+    return decoded
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Python's json accepts NaN and Infinity (an Infinity ``exp`` would never expire); the
+# decoder is built once because json.loads builds a new one whenever it gets options.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _json_object(segment: bytes) -> dict[str, Any]:
+    # Strict UTF-8 first: json.loads(bytes) would also guess UTF-16/32 from the byte pattern.
+    value = _JSON.decode(b64url_decode(segment).decode("utf-8"))
+    if type(value) is not dict:
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass and 1e999 parses to inf: neither is a timestamp.
+    return type(value) in _NUMBER_TYPES and math.isfinite(value)  # type: ignore[arg-type]
+
+
+class JwksCache:
+    """The pool's signing keys, fetched once and kept for the life of the process.
+
+    An unknown ``kid`` triggers a refetch at most once per ``refetch_interval`` seconds, so
+    a flood of junk tokens cannot hammer Cognito. A failed refetch keeps the cached keys.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        fetch_seconds: float = JWKS_FETCH_SECONDS,
+        max_bytes: int = JWKS_MAX_BYTES,
+        refetch_interval: float = JWKS_REFETCH_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create an empty cache; nothing is fetched until a key is needed.
+
+        Args:
+            url: the JWKS URL (http or https).
+            fetch_seconds: the whole fetch (connect, request, every read) gives up after this.
+            max_bytes: a larger answer is refused.
+            refetch_interval: minimum seconds between fetches caused by unknown kids.
+            clock: monotonic clock, injectable for tests.
+        """
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"JWKS URL must be http(s), got {url!r}")
+        self.url = url
+        self.fetch_seconds = fetch_seconds
+        self.max_bytes = max_bytes
+        self.refetch_interval = refetch_interval
+        self._clock = clock
+        # kid -> jose key object, or the reason code why that JWK cannot verify RS256.
+        self._keys: dict[str, Any] | None = None
+        self._last_attempt = -math.inf
+        self.fetch_count = 0
+        self.last_error: str | None = None
+
+    def __contains__(self, kid: str) -> bool:
+        """Whether ``kid`` names a usable key in the cached set (never fetches)."""
+        key = self._keys.get(kid) if self._keys is not None else None
+        return key is not None and type(key) is not str
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a key set has been loaded at least once."""
+        return self._keys is not None
+
+    def key_for(self, kid: str) -> Any:
+        """Return the verification key for ``kid``.
+
+        Args:
+            kid: the token header's key id.
+
+        Returns:
+            A python-jose RSA key object.
+
+        Raises:
+            TokenRejected: the kid is unknown (after at most one throttled refetch) or names
+                a key that cannot verify RS256.
+            JwksUnavailable: no key set was ever loaded and fetching one failed.
+        """
+        keys = self._keys
+        key = keys.get(kid) if keys is not None else None
+        if key is None:
+            if keys is None:
+                self.refresh()
+            elif self._clock() - self._last_attempt >= self.refetch_interval:
+                try:
+                    self.refresh()
+                except JwksUnavailable:
+                    # Cognito unreachable: the cached keys still decide; this kid is unknown.
+                    pass
+            key = self._keys.get(kid) if self._keys is not None else None
+            if key is None:
+                raise TokenRejected("kid_unknown")
+        if type(key) is str:
+            raise TokenRejected(key)
+        return key
+
+    def refresh(self) -> None:
+        """Fetch and parse the key set, replacing the cached one only if the new one is good.
+
+        Raises:
+            JwksUnavailable: the fetch failed or the answer is not a usable key set.
+        """
+        self._last_attempt = self._clock()
+        self.fetch_count += 1
+        try:
+            self._keys = parse_jwks(self._fetch())
+        except JwksUnavailable as exc:
+            self.last_error = str(exc)
+            raise
+        self.last_error = None
+
+    def _fetch(self) -> bytes:
+        # Imported here: only a cold start or a key rotation pays for them.
+        import http.client
+        import urllib.parse
+
+        deadline = time.monotonic() + self.fetch_seconds
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JwksUnavailable("JWKS fetch timed out")
+            return left
+
+        parts = urllib.parse.urlsplit(self.url)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=remaining(), context=_tls_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=remaining())
+        path = parts.path or "/"
+        if parts.query:
+            path = f"{path}?{parts.query}"
+        try:
+            conn.request("GET", path, headers={"Accept": "application/json"})
+            # The socket timeout bounds each operation; resetting it to what is left of the
+            # deadline before each one bounds the whole fetch (a server dripping bytes too).
+            sock = conn.sock
+            sock.settimeout(remaining())
+            response = conn.getresponse()
+            if response.status != 200:
+                raise JwksUnavailable(f"JWKS answered HTTP {response.status}")
+            length = response.getheader("Content-Length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                raise JwksUnavailable("JWKS answer too large")
+            body = bytearray()
+            while True:
+                sock.settimeout(remaining())
+                chunk = response.read1(self.max_bytes + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise JwksUnavailable("JWKS answer too large")
+            return bytes(body)
+        except (OSError, http.client.HTTPException) as exc:
+            raise JwksUnavailable(f"JWKS fetch failed: {type(exc).__name__}") from exc
+        finally:
+            conn.close()
+
+
+_TLS_CONTEXT: Any = None
+
+
+def _tls_context() -> Any:
+    global _TLS_CONTEXT
+    if _TLS_CONTEXT is None:
+        import ssl
+
+        _TLS_CONTEXT = ssl.create_default_context()
+    return _TLS_CONTEXT
+
+
+def parse_jwks(body: bytes) -> dict[str, Any]:
+    """Turn a JWKS document into ``kid -> key object`` (or ``kid -> reason`` when unusable).
+
+    The set is refused as a whole when it is not a JSON object with a ``keys`` list of
+    objects that each carry a string ``kid`` and ``kty``, when a kid repeats, or when no key
+    can verify RS256. A JWK that is well formed but unusable (EC, ``use: enc``, another
+    ``alg``, a short modulus) stays in the map with its reason, so a token naming it is
+    refused without a refetch.
+
+    Args:
+        body: the raw answer.
+
+    Returns:
+        The key map.
+
+    Raises:
+        JwksUnavailable: the document is not a usable key set.
+    """
+    try:
+        document = _JSON.decode(body.decode("utf-8"))
+    except ValueError as exc:
+        raise JwksUnavailable("JWKS is not JSON") from exc
+    keys = document.get("keys") if type(document) is dict else None
+    if type(keys) is not list or not keys or len(keys) > JWKS_MAX_KEYS:
+        raise JwksUnavailable("JWKS has no valid keys list")
+    parsed: dict[str, Any] = {}
+    for entry in keys:
+        if type(entry) is not dict:
+            raise JwksUnavailable("JWKS key is not an object")
+        kid, kty = entry.get("kid"), entry.get("kty")
+        if type(kid) is not str or not kid or type(kty) is not str:
+            raise JwksUnavailable("JWKS key lacks kid or kty")
+        if kid in parsed:
+            raise JwksUnavailable("JWKS repeats a kid")
+        parsed[kid] = _rsa_key(entry)
+    if all(type(key) is str for key in parsed.values()):
+        raise JwksUnavailable("JWKS has no RS256 signing key")
+    return parsed
+
+
+def _rsa_key(entry: dict[str, Any]) -> Any:
+    if entry["kty"] != "RSA":
+        return "kid_not_rsa"
+    if entry.get("use", "sig") != "sig":
+        return "kid_not_for_signing"
+    key_ops = entry.get("key_ops")
+    if key_ops is not None and (type(key_ops) is not list or "verify" not in key_ops):
+        return "kid_not_for_signing"
+    if entry.get("alg", ALGORITHM) != ALGORITHM:
+        return "kid_alg_mismatch"
+    n, e = entry.get("n"), entry.get("e")
+    try:
+        if type(n) is not str or type(e) is not str:
+            raise ValueError("n and e must be strings")
+        modulus = int.from_bytes(b64url_decode(n.encode("ascii")), "big")
+        exponent = int.from_bytes(b64url_decode(e.encode("ascii")), "big")
+    except ValueError:
+        return "kid_malformed"
+    if modulus.bit_length() < MIN_RSA_BITS or exponent < 3 or exponent % 2 == 0:
+        return "kid_weak_key"
+    # Only n and e go to python-jose: a JWK that also carries "d" must not become a private key.
+    try:
+        return jose_jwk.construct({"kty": "RSA", "n": n, "e": e}, ALGORITHM)
+    except Exception:  # python-jose raises assorted types for bad numbers
+        return "kid_malformed"
+
+
+class CognitoJwtVerifier:
+    """Verify Cognito ID or access tokens of one user pool; remember recent good tokens."""
+
+    def __init__(
+        self,
+        *,
+        user_pool_id: str,
+        client_ids: frozenset[str] | set[str] | list[str] | tuple[str, ...],
+        token_use: str,
+        jwks: JwksCache,
+        leeway_seconds: float = 0,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Configure the verifier; all checks are fixed here, not per call.
+
+        Args:
+            user_pool_id: the pool whose issuer tokens must carry.
+            client_ids: the app clients allowed (``aud`` / ``client_id``).
+            token_use: ``id`` or ``access``.
+            jwks: the pool's key cache.
+            leeway_seconds: tolerated clock skew for ``exp`` and ``nbf``.
+            cache_size: how many verified tokens to remember (0 turns the cache off).
+            clock: wall clock in epoch seconds, injectable for tests.
+        """
+        if token_use not in _TOKEN_USES:
+            raise ValueError(f"token_use must be 'id' or 'access', got {token_use!r}")
+        clients = frozenset(client_ids)
+        if not clients or not all(type(c) is str and c for c in clients):
+            raise ValueError("at least one non-empty app client id is required")
+        if not 0 <= leeway_seconds <= 300:
+            raise ValueError("leeway_seconds must be between 0 and 300")
+        self.issuer = cognito_issuer(user_pool_id)
+        self.client_ids = clients
+        self.token_use = token_use
+        self.jwks = jwks
+        self.leeway = float(leeway_seconds)
+        self._client_claim = "aud" if token_use == "id" else "client_id"
+        self._username_claim = "cognito:username" if token_use == "id" else "username"
+        self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+        self._cache_size = cache_size
+        self._clock = clock
+
+    def verify(self, token: str) -> VerifiedToken:
+        """Verify a token.
+
+        Args:
+            token: the compact JWT.
+
+        Returns:
+            The verified user.
+
+        Raises:
+            TokenRejected: the token must not be accepted (reason code inside).
+            JwksUnavailable: no key could be obtained to decide.
+        """
+        return self.verify_cached(token)[0]
+
+    def verify_cached(self, token: str) -> tuple[VerifiedToken, bool]:
+        """Verify a token, answering from the cache of recently verified ones when possible.
+
+        Args:
+            token: the compact JWT.
+
+        Returns:
+            The verified user and whether the answer came from the cache.
+
+        Raises:
+            TokenRejected: the token must not be accepted (reason code inside).
+            JwksUnavailable: no key could be obtained to decide.
+        """
+        if type(token) is not str or not 0 < len(token) <= MAX_TOKEN_CHARS:
+            raise TokenRejected("malformed")
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise TokenRejected("malformed") from None
+        now = self._clock()
+        digest = hashlib.sha256(raw).digest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            # A key removed from the JWKS since (rotation, revocation) voids its decisions.
+            if now < cached.exp + self.leeway and cached.kid in self.jwks:
+                self._cache.move_to_end(digest)
+                return cached, True
+            del self._cache[digest]
+        verified = self._verify(raw, now)
+        if self._cache_size > 0:
+            self._cache[digest] = verified
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return verified, False
+
+    def _verify(self, raw: bytes, now: float) -> VerifiedToken:
+        parts = raw.split(b".")
+        if len(parts) != 3:
+            raise TokenRejected("malformed")
+        header_b64, payload_b64, signature_b64 = parts
+        try:
+            header = _json_object(header_b64)
+        except ValueError:
+            raise TokenRejected("malformed_header") from None
+        if header.get("alg") != ALGORITHM:
+            raise TokenRejected("alg_not_allowed")
+        if "crit" in header:
+            # RFC 7515 4.1.11: extensions we do not understand must make the token invalid.
+            raise TokenRejected("crit_not_supported")
+        kid = header.get("kid")
+        if type(kid) is not str or not kid:
+            raise TokenRejected("kid_missing")
+        try:
+            claims = _json_object(payload_b64)
+            signature = b64url_decode(signature_b64)
+        except ValueError:
+            raise TokenRejected("malformed_payload") from None
+
+        # Claims come before the signature so junk costs no RSA operation and no JWKS fetch.
+        verified = self._check_claims(claims, now, kid)
+        key = self.jwks.key_for(kid)
+        if not key.verify(raw[: len(header_b64) + 1 + len(payload_b64)], signature):
+            raise TokenRejected("bad_signature")
+        return verified
+
+    def _check_claims(self, claims: dict[str, Any], now: float, kid: str) -> VerifiedToken:
+        leeway = self.leeway
+        exp = claims.get("exp")
+        if exp is None:
+            raise TokenRejected("exp_missing")
+        if not _is_number(exp):
+            raise TokenRejected("exp_not_number")
+        if now >= exp + leeway:
+            raise TokenRejected("expired")
+        nbf = claims.get("nbf")
+        if nbf is not None:
+            if not _is_number(nbf):
+                raise TokenRejected("nbf_not_number")
+            if nbf - leeway > now:
+                raise TokenRejected("not_yet_valid")
+        iat = claims.get("iat")
+        if iat is not None and not _is_number(iat):
+            raise TokenRejected("iat_not_number")
+        for name in ("jti", "scope"):
+            value = claims.get(name)
+            if value is not None and type(value) is not str:
+                raise TokenRejected(f"{name}_not_string")
+        if claims.get("iss") != self.issuer:
+            raise TokenRejected("iss_mismatch")
+        if claims.get("token_use") != self.token_use:
+            raise TokenRejected("token_use_mismatch")
+        client = claims.get(self._client_claim)
+        # A str check first: a list (or any unhashable) must not reach the set lookup.
+        if type(client) is not str or client not in self.client_ids:
+            raise TokenRejected("client_mismatch")
+        sub = claims.get("sub")
+        if type(sub) is not str or not sub:
+            raise TokenRejected("sub_missing")
+        username = claims.get(self._username_claim, "")
+        if type(username) is not str:
+            raise TokenRejected("username_not_string")
+        groups = claims.get("cognito:groups", ())
+        if type(groups) is not list and groups != ():
+            raise TokenRejected("groups_not_list")
+        for group in groups:
+            if type(group) is not str:
+                raise TokenRejected("groups_not_list")
+        return VerifiedToken(sub, username, tuple(groups), self.token_use, float(exp), kid)
