@@ -1,0 +1,26 @@
+"""Pulumi components for a Cognito-secured API Gateway WebSocket API.
+
+`AuthPool` (Cognito), `ConnectionStore` (DynamoDB) and `SecuredWebSocketApi` (API Gateway,
+authorizer and functions): compose them as `__main__.py` does, or in a project of your own.
+"""
+
+from __future__ import annotations
+
+from components.auth_pool import AuthPool, AuthPoolArgs
+from components.connection_store import USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
+from components.websocket_api import (
+    SecuredWebSocketApi,
+    SecuredWebSocketApiArgs,
+    SecuredWebSocketApiSettings,
+)
+
+__all__ = [
+    "USER_ID_INDEX",
+    "AuthPool",
+    "AuthPoolArgs",
+    "ConnectionStore",
+    "ConnectionStoreArgs",
+    "SecuredWebSocketApi",
+    "SecuredWebSocketApiArgs",
+    "SecuredWebSocketApiSettings",
+]
