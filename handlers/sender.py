@@ -35,6 +35,7 @@ Payload = str | bytes | Mapping[str, Any]
 
 Outcome = tuple[Literal["delivered", "gone", "failed"], str | None]
 
+_POOL_CONNECTIONS = 32
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?::\d+)?(?:/|$)")
 
 
@@ -92,11 +93,19 @@ def management_client(endpoint_url: str | None, region: str | None = None) -> An
             from the standard environment.
     """
     import boto3
+    from botocore.config import Config
 
     if region is None and endpoint_url is not None:
         match = _EXECUTE_API_HOST.search(endpoint_url)
         region = match.group(1) if match else None
-    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, region_name=region)
+    # botocore keeps 10 connections by default; a fan-out with more threads would open and
+    # throw away a connection per extra post.
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=Config(max_pool_connections=_POOL_CONNECTIONS),
+    )
 
 
 def deliver(
