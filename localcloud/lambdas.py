@@ -124,8 +124,11 @@ class _Worker:
 class _FunctionPool:
     """The warm workers of one function."""
 
-    def __init__(self, spec: FunctionSpec, max_workers: int) -> None:
+    def __init__(
+        self, spec: FunctionSpec, max_workers: int, shared_environment: Mapping[str, str]
+    ) -> None:
         self.spec = spec
+        self.shared_environment = shared_environment
         self.max_workers = max_workers
         self.idle: list[_Worker] = []
         self.count = 0  # started or starting, idle or busy
@@ -150,6 +153,7 @@ class _FunctionPool:
             "WSAUTH_LOCAL_FUNCTION_ARN": spec.arn,
             "_HANDLER": spec.handler,
         }
+        env.update(self.shared_environment)
         env.update(spec.runtime_environment)
         env.update(spec.environment)
         return env
@@ -261,10 +265,20 @@ class LambdaRuntime:
     Args:
         functions: The functions, keyed by name.
         max_workers: Concurrent executions per function; invocations beyond it wait.
+        runtime_environment: What Lambda sets for every function (region, credentials,
+            endpoints); the declared variables win over it. It may be updated until the first
+            invocation (the gateway's port is known only once it listens).
     """
 
-    def __init__(self, functions: Mapping[str, FunctionSpec], *, max_workers: int = 10) -> None:
+    def __init__(
+        self,
+        functions: Mapping[str, FunctionSpec],
+        *,
+        max_workers: int = 10,
+        runtime_environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.functions = dict(functions)
+        self.runtime_environment: dict[str, str] = dict(runtime_environment or {})
         self._max_workers = max_workers
         self._pools: dict[str, _FunctionPool] = {}
 
@@ -274,7 +288,8 @@ class LambdaRuntime:
             spec = self.functions.get(function_name)
             if spec is None:
                 raise FunctionError("ResourceNotFound", f"no function named {function_name!r}")
-            pool = self._pools[function_name] = _FunctionPool(spec, self._max_workers)
+            pool = _FunctionPool(spec, self._max_workers, self.runtime_environment)
+            self._pools[function_name] = pool
         return pool
 
     async def invoke(self, function_name: str, event: dict[str, Any]) -> Any:

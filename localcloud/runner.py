@@ -1,0 +1,273 @@
+"""Start and stop the whole local cloud: moto, the realized program, workers, gateway, web page.
+
+Order matters: moto first (the program's resources are created in it), then the program (it
+tells us the API and functions), then the gateway (its port goes into the workers' environment),
+then the web page (it needs the outputs). The outputs file is written last, atomically: its
+existence means "ready". Stopping reverses the order, so `$disconnect` still runs while the
+workers and moto are up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from localcloud.spec import Limits
+
+__all__ = ["LocalCloudError", "LocalOptions", "format_outputs", "run_local", "write_outputs"]
+
+log = logging.getLogger("localcloud")
+
+# Endpoints in the stack outputs that the local cloud serves itself.
+_LOCAL_OUTPUT_ORDER = (
+    "region",
+    "userPoolId",
+    "userPoolWebClientId",
+    "webSocketEndpoint",
+    "managementEndpoint",
+    "connectionTableName",
+    "awsEndpoint",
+    "webPage",
+)
+
+
+class LocalCloudError(Exception):
+    """A failure to report in one line (port taken, program failed)."""
+
+
+@dataclass
+class LocalOptions:
+    """What `wsauth local` was asked for."""
+
+    program_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    """The gateway's port; the web page takes port+1 and moto port+2 (all free ports when 0)."""
+    web_port: int | None = None
+    aws_port: int | None = None
+    outputs_file: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    max_workers: int = 10
+    """Concurrent executions per function."""
+    web_page: bool = True
+
+
+def format_outputs(outputs: Mapping[str, Any]) -> str:
+    """Render outputs as `pulumi up` prints them: `Outputs:` and one indented line each."""
+    width = max((len(key) for key in outputs), default=0)
+    lines = ["Outputs:"]
+    for key in sorted(outputs):
+        lines.append(f"    {key + ':':<{width + 1}} {json.dumps(outputs[key])}")
+    return "\n".join(lines)
+
+
+def write_outputs(path: Path, outputs: Mapping[str, Any]) -> None:
+    """Write outputs as one JSON object, atomically (readers never see a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(dict(outputs), stream, indent=2, sort_keys=True)
+            stream.write("\n")
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
+
+
+def _ensure_port_free(host: str, port: int, what: str) -> None:
+    """Fail in one line, before seconds of setup, when a fixed port is already taken."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise LocalCloudError(_port_message(host, port, what, error)) from error
+
+
+def _port_message(host: str, port: int, what: str, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} ({what}) is already in use; stop what holds it or pass "
+            "--port (the web page uses PORT+1 and the AWS endpoint PORT+2)"
+        )
+    return f"cannot listen on {host}:{port} ({what}): {error.strerror or error}"
+
+
+def _ports(options: LocalOptions) -> tuple[int, int, int]:
+    if options.port == 0:
+        return 0, options.web_port or 0, options.aws_port or 0
+    web = options.web_port if options.web_port is not None else options.port + 1
+    aws = options.aws_port if options.aws_port is not None else options.port + 2
+    return options.port, web, aws
+
+
+def _lambda_environment(region: str, aws_endpoint: str) -> dict[str, str]:
+    """What Lambda sets in every function, pointed at the embedded services."""
+    from localcloud.aws import FAKE_CREDENTIALS
+
+    return {
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        **FAKE_CREDENTIALS,
+        # boto3 ≥ 1.28 reads per-service endpoints from these, so handlers need no local code.
+        "AWS_ENDPOINT_URL_DYNAMODB": aws_endpoint,
+        "AWS_ENDPOINT_URL_COGNITO_IDP": aws_endpoint,
+    }
+
+
+def run_local(options: LocalOptions, *, out: TextIO | None = None) -> int:
+    """Run the local cloud until SIGINT or SIGTERM.
+
+    Args:
+        options: Program, ports, outputs file and limits.
+        out: Where the outputs are printed (stdout by default).
+
+    Returns:
+        The exit status (0 after a clean stop).
+
+    Raises:
+        LocalCloudError: A port is taken, or the program cannot be realized.
+    """
+    from localcloud.aws import EmbeddedAws
+    from localcloud.realize import RealizeError, local_config, realize_program
+
+    out = out or sys.stdout
+    began = time.perf_counter()
+    program_dir = options.program_dir.resolve()
+    if not (program_dir / "Pulumi.yaml").is_file():
+        raise LocalCloudError(f"no Pulumi.yaml in {program_dir}: run from the project or --program")
+    gateway_port, web_port, aws_port = _ports(options)
+    _ensure_port_free(options.host, gateway_port, "gateway")
+    if options.web_page:
+        _ensure_port_free(options.host, web_port, "web page")
+
+    try:
+        region = local_config(program_dir)["aws:region"]
+    except RealizeError as error:
+        raise LocalCloudError(str(error)) from error
+    aws = EmbeddedAws(options.host, aws_port, region=region)
+    try:
+        aws.start()
+    except OSError as error:
+        raise LocalCloudError(
+            _port_message(options.host, aws_port, "AWS endpoint", error)
+        ) from None
+    try:
+        log.info("AWS endpoint (moto) at %s, region %s", aws.endpoint, region)
+        unpack_dir = Path(tempfile.gettempdir()) / f"wsauth-local-{os.getuid()}" / "lambda"
+        try:
+            realized = realize_program(
+                program_dir, aws, unpack_dir=unpack_dir, limits=options.limits
+            )
+        except RealizeError as error:
+            raise LocalCloudError(str(error)) from None
+        log.info(
+            "realized %d resources in %.1f s",
+            len(realized.resources),
+            time.perf_counter() - began,
+        )
+        return asyncio.run(_serve(options, realized, aws, web_port, began, out))
+    finally:
+        aws.stop()
+
+
+async def _serve(
+    options: LocalOptions, realized: Any, aws: Any, web_port: int, began: float, out: TextIO
+) -> int:
+    from localcloud.gateway import Gateway
+    from localcloud.lambdas import LambdaRuntime
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    lambdas = LambdaRuntime(
+        realized.functions,
+        max_workers=options.max_workers,
+        runtime_environment=_lambda_environment(realized.region, aws.endpoint),
+    )
+    gateway = Gateway(
+        realized.api,
+        lambdas,
+        region=realized.region,
+        host=options.host,
+        port=options.port if options.port else 0,
+        log=lambda line: log.info("%s", line),
+    )
+    web: Any = None
+    wrote_outputs = False
+    try:
+        try:
+            await gateway.start()
+        except OSError as error:
+            raise LocalCloudError(str(error.strerror or error)) from None
+        # The stage is part of the endpoint, as in `https://{api}.execute-api…/{stage}`.
+        lambdas.runtime_environment["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = (
+            gateway.management_url()
+        )
+        outputs: dict[str, Any] = dict(realized.outputs)
+        outputs.update(
+            region=realized.region,
+            webSocketEndpoint=gateway.websocket_url(),
+            managementEndpoint=gateway.management_url(),
+            awsEndpoint=aws.endpoint,
+        )
+        if options.web_page:
+            web = _start_web_page(outputs, options.host, web_port)
+            if web is not None:
+                outputs["webPage"] = web.url
+
+        # File first: whoever sees the printed outputs can rely on the file being there.
+        if options.outputs_file is not None:
+            write_outputs(options.outputs_file, outputs)
+            wrote_outputs = True
+        print(format_outputs(outputs), file=out, flush=True)
+        log.info(
+            "ready in %.1f s: connect to %s (Ctrl-C stops)",
+            time.perf_counter() - began,
+            outputs["webSocketEndpoint"],
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        if wrote_outputs and options.outputs_file is not None:
+            # A stale file would tell clients a stopped cloud is ready.
+            with contextlib.suppress(FileNotFoundError):
+                options.outputs_file.unlink()
+        await gateway.close()
+        await lambdas.close()
+        if web is not None:
+            web.close()
+    return 0
+
+
+def _start_web_page(outputs: Mapping[str, Any], host: str, port: int) -> Any:
+    try:
+        from wsauth import webpage
+    except ModuleNotFoundError as error:
+        if error.name != "wsauth.webpage":
+            raise
+        log.warning("web page not available (wsauth.webpage missing)")
+        return None
+    try:
+        return webpage.serve({key: str(value) for key, value in outputs.items()}, host, port)
+    except OSError as error:
+        raise LocalCloudError(_port_message(host, port, "web page", error)) from None

@@ -1,0 +1,92 @@
+"""`wsauth local`: run the Pulumi program's whole stack on this machine (no AWS account)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `local` subcommand."""
+    parser = subparsers.add_parser(
+        "local",
+        help="run the stack locally: Cognito and DynamoDB (moto), Lambda workers, the gateway",
+        description=(
+            "Run the Pulumi program (__main__.py) under Pulumi's mock runtime with a 'local' "
+            "stack and realize what it declares: user pool, client and table in an embedded "
+            "moto server, each Lambda function in worker processes, the WebSocket API in the "
+            "gateway emulator. Prints the outputs and stops on Ctrl-C or SIGTERM."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="gateway port (8080); the web page uses PORT+1 and the AWS endpoint PORT+2; "
+        "0 picks free ports for all three",
+    )
+    parser.add_argument(
+        "--outputs", type=Path, metavar="FILE", help="write the outputs here as JSON once ready"
+    )
+    parser.add_argument(
+        "--program",
+        type=Path,
+        default=Path.cwd(),
+        metavar="DIR",
+        help="the Pulumi project (where Pulumi.yaml is; default: the current directory)",
+    )
+    parser.add_argument("--no-web", action="store_true", help="do not serve the demo web page")
+    parser.add_argument(
+        "--max-workers", type=int, default=10, help="concurrent executions per function (10)"
+    )
+    limits = parser.add_argument_group(
+        "limits", "API Gateway's quotas; the defaults are AWS's, tests shorten them"
+    )
+    limits.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="(600)")
+    limits.add_argument("--max-connection-seconds", type=float, metavar="SECONDS", help="(7200)")
+    limits.add_argument("--integration-timeout", type=float, metavar="SECONDS", help="(29)")
+    limits.add_argument("--max-message-bytes", type=int, metavar="BYTES", help="(131072)")
+    limits.add_argument("--max-frame-bytes", type=int, metavar="BYTES", help="(32768)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the local cloud until interrupted."""
+    from localcloud.runner import LocalCloudError, LocalOptions, run_local
+    from localcloud.spec import Limits
+    from wsauth.cli import CommandError
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    overrides = {
+        "idle_timeout_seconds": args.idle_timeout,
+        "max_connection_seconds": args.max_connection_seconds,
+        "integration_timeout_seconds": args.integration_timeout,
+        "max_message_bytes": args.max_message_bytes,
+        "max_frame_bytes": args.max_frame_bytes,
+    }
+    limits = Limits(**{key: value for key, value in overrides.items() if value is not None})
+    options = LocalOptions(
+        program_dir=args.program,
+        host=args.host,
+        port=args.port,
+        outputs_file=args.outputs,
+        limits=limits,
+        max_workers=args.max_workers,
+        web_page=not args.no_web,
+    )
+    try:
+        return run_local(options)
+    except LocalCloudError as error:
+        raise CommandError(str(error)) from None
