@@ -1,0 +1,346 @@
+"""What the terminal clients share: signing in to Cognito and opening the API's WebSocket.
+
+Errors come out as `ClientError` with a sentence a person can act on; the commands turn them
+into one line. Tokens never appear in a message, a repr or a log: the URL that carries one is
+never shown, only the stack's endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from wsauth.outputs import StackOutputs
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+__all__ = [
+    "TOKEN_QUERY_KEY",
+    "ClientError",
+    "Tokens",
+    "describe_aws_error",
+    "forge_signature",
+    "handshake_status",
+    "open_socket",
+    "sign_in",
+    "stack_clients",
+    "unverified_claims",
+    "websocket_url",
+]
+
+TOKEN_QUERY_KEY = "idToken"
+"""The authorizer's default token source (config `tokenQueryKey`)."""
+
+# Cognito error codes → what to tell the person (UserNotFound reads as a wrong password, as
+# Cognito itself does when user-existence errors are off).
+_SIGN_IN_ERRORS = {
+    "NotAuthorizedException": "wrong username or password",
+    "UserNotFoundException": "wrong username or password",
+    "UserNotConfirmedException": (
+        "user {username} is not confirmed yet (enter the emailed code on the web page first)"
+    ),
+    "PasswordResetRequiredException": "user {username} must reset their password first",
+    "TooManyRequestsException": "too many sign-in attempts; wait a minute and try again",
+    "ResourceNotFoundException": (
+        "Cognito does not know app client {client_id}: is the outputs file from this stack?"
+    ),
+}
+
+
+class ClientError(Exception):
+    """A failure to show the person as one line."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A Cognito sign-in's tokens (kept out of `repr`, so they never end up in a log)."""
+
+    id_token: str = field(repr=False)
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False, default=None)
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The ID token's claims, unverified: for addressing (`sub`), never for trust."""
+        return unverified_claims(self.id_token)
+
+
+def unverified_claims(jwt: str) -> dict[str, Any]:
+    """Decode a JWT's payload without checking it.
+
+    Args:
+        jwt: A compact JWS.
+
+    Returns:
+        The payload's claims.
+
+    Raises:
+        ClientError: The token is not a JWT.
+    """
+    try:
+        payload = jwt.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError) as error:
+        raise ClientError("Cognito returned a token that is not a JWT") from error
+    if not isinstance(claims, dict):
+        raise ClientError("Cognito returned a token that is not a JWT")
+    return claims
+
+
+def forge_signature(jwt: str) -> str:
+    """The same token with one bit of its signature flipped: what a forger could present.
+
+    Args:
+        jwt: A real, signed token.
+
+    Returns:
+        A token whose header and claims are genuine and whose signature is not.
+    """
+    header, payload, signature = jwt.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    # Flip a bit in the bytes, not a character in the text: the last base64 character can carry
+    # padding bits that decode to the same signature.
+    raw[0] ^= 0x01
+    forged = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    return f"{header}.{payload}.{forged}"
+
+
+def _cognito_client(outputs: StackOutputs) -> Any:
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    # InitiateAuth is one of Cognito's unauthenticated calls: no AWS credentials involved, so
+    # the command works on a machine that has none. Few retries: a wrong endpoint should fail
+    # in seconds, not after botocore's default backoff.
+    config = Config(
+        signature_version=UNSIGNED,
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=15,
+    )
+    return boto3.client(
+        "cognito-idp",
+        region_name=outputs.region,
+        endpoint_url=outputs.aws_endpoint,
+        config=config,
+    )
+
+
+def sign_in(outputs: StackOutputs, username: str, password: str) -> Tokens:
+    """Sign in with USER_PASSWORD_AUTH (the app client allows it).
+
+    Args:
+        outputs: The stack (its app client, region and, locally, the embedded Cognito).
+        username: The user's name (the email, for the pool this project creates).
+        password: The user's password.
+
+    Returns:
+        The tokens.
+
+    Raises:
+        ClientError: Wrong password, unconfirmed user, Cognito unreachable, or a challenge
+            (MFA, new password) that a terminal sign-in does not handle.
+    """
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as BotoClientError
+
+    client = _cognito_client(outputs)
+    try:
+        result = client.initiate_auth(
+            ClientId=outputs.user_pool_web_client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
+    except BotoClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        template = _SIGN_IN_ERRORS.get(code)
+        if template is None:
+            message = error.response.get("Error", {}).get("Message", code)
+            raise ClientError(f"Cognito refused the sign-in: {code}: {message}") from None
+        raise ClientError(
+            template.format(username=username, client_id=outputs.user_pool_web_client_id)
+        ) from None
+    except BotoCoreError:
+        raise ClientError(
+            f"stack unreachable: cannot reach Cognito at {outputs.cognito_endpoint}"
+        ) from None
+    authentication = result.get("AuthenticationResult")
+    if not authentication:
+        raise ClientError(
+            f"Cognito asks for a {result.get('ChallengeName', 'further')} step, which "
+            "`wsauth` does not handle; sign in on the web page once"
+        )
+    return Tokens(
+        id_token=authentication["IdToken"],
+        access_token=authentication["AccessToken"],
+        refresh_token=authentication.get("RefreshToken"),
+    )
+
+
+def websocket_url(outputs: StackOutputs, id_token: str | None) -> str:
+    """The API's WebSocket address, with the token in the query string when given.
+
+    Args:
+        outputs: The stack.
+        id_token: The token to present, or None for none.
+
+    Returns:
+        The URL to open (secret when it carries a token: never print it).
+    """
+    if id_token is None:
+        return outputs.websocket_endpoint
+    parts = urlsplit(outputs.websocket_endpoint)
+    query = urlencode({TOKEN_QUERY_KEY: id_token})
+    if parts.query:
+        query = f"{parts.query}&{query}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+_REFUSALS = {
+    401: "the API refused the connection (401: no token reached the authorizer)",
+    403: "the API refused the connection (403: the authorizer rejected the token)",
+    500: "the API failed while authorizing the connection (500: see the authorizer's logs)",
+}
+
+
+async def open_socket(
+    outputs: StackOutputs, id_token: str | None, *, timeout: float = 10
+) -> ClientConnection:
+    """Open the API's WebSocket.
+
+    Args:
+        outputs: The stack.
+        id_token: The token to present (None: none).
+        timeout: Seconds to wait for the handshake.
+
+    Returns:
+        The open connection.
+
+    Raises:
+        ClientError: The handshake was refused (with its status) or the API is unreachable.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+
+    try:
+        return await connect(websocket_url(outputs, id_token), open_timeout=timeout)
+    except InvalidStatus as error:
+        status = error.response.status_code
+        raise ClientError(
+            _REFUSALS.get(status, f"the API refused the connection (HTTP {status})")
+        ) from None
+    except InvalidURI:
+        raise ClientError(
+            f"webSocketEndpoint {outputs.websocket_endpoint!r} is not a WebSocket URL"
+        ) from None
+    except (OSError, InvalidHandshake) as error:
+        raise _unreachable(outputs, error) from None
+
+
+def _unreachable(outputs: StackOutputs, error: Exception) -> ClientError:
+    if isinstance(error, TimeoutError):
+        reason = "no answer"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror
+    else:
+        reason = type(error).__name__
+    return ClientError(
+        f"stack unreachable: cannot connect to {outputs.websocket_endpoint} ({reason})"
+    )
+
+
+async def handshake_status(outputs: StackOutputs, token: str | None, *, timeout: float = 10) -> int:
+    """Try a handshake and report its HTTP status (101 when the API accepted it).
+
+    Args:
+        outputs: The stack.
+        token: The token to present, or None.
+        timeout: Seconds to wait for the handshake.
+
+    Returns:
+        101 if the connection opened (it is closed at once), else the refusal's status.
+
+    Raises:
+        ClientError: The API is unreachable.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+    try:
+        async with connect(websocket_url(outputs, token), open_timeout=timeout):
+            return 101
+    except InvalidStatus as error:
+        return int(error.response.status_code)
+    except (OSError, InvalidHandshake) as error:
+        raise _unreachable(outputs, error) from None
+
+
+def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:
+    """DynamoDB and `@connections` clients for the stack, as `handlers.sender` takes them.
+
+    A deployed stack uses the caller's own AWS configuration. For the local cloud, DynamoDB is
+    the embedded one (`awsEndpoint`), and placeholder credentials stand in when none are
+    configured: the local cloud checks that requests are signed, not by whom.
+
+    Args:
+        outputs: The stack.
+
+    Returns:
+        `(dynamodb, management)` boto3 clients.
+
+    Raises:
+        ClientError: A deployed stack, and no AWS credentials to reach it with.
+    """
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(region_name=outputs.region)
+    if session.get_credentials() is None:
+        if not outputs.is_local:
+            raise ClientError(
+                "no AWS credentials: sending goes through the stack's table and @connections "
+                "API, so configure a profile (aws configure, AWS_PROFILE) that may use them"
+            )
+        session = boto3.session.Session(
+            region_name=outputs.region, aws_access_key_id="local", aws_secret_access_key="local"
+        )
+    # Few retries: an unreachable stack should fail in seconds, not after the default backoff.
+    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5)
+    dynamodb = session.client("dynamodb", endpoint_url=outputs.aws_endpoint, config=config)
+    management = session.client(
+        "apigatewaymanagementapi", endpoint_url=outputs.management_endpoint, config=config
+    )
+    return dynamodb, management
+
+
+def describe_aws_error(error: Exception, outputs: StackOutputs) -> str:
+    """One line for a failed call to the stack's table.
+
+    Args:
+        error: A botocore error.
+        outputs: The stack.
+
+    Returns:
+        What went wrong, and where.
+    """
+    from botocore.exceptions import ClientError as BotoClientError
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    table = outputs.connection_table_name
+    if isinstance(error, BotoClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            return f"table {table} not found: is the outputs file from this stack?"
+        message = error.response.get("Error", {}).get("Message", "")
+        return f"DynamoDB refused the query of table {table}: {code}: {message}"
+    if isinstance(error, EndpointConnectionError):
+        where = outputs.aws_endpoint or f"DynamoDB in {outputs.region}"
+        return f"stack unreachable: cannot reach {where}"
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials: configure a profile (aws configure, AWS_PROFILE)"
+    return f"cannot query table {table}: {type(error).__name__}: {error}"

@@ -1,0 +1,578 @@
+// The demo page: sign up / confirm / sign in against Cognito's JSON API, then one WebSocket to
+// the API with the ID token in the query string (the authorizer's default token source).
+// Plain JavaScript, no build step, nothing fetched from elsewhere: the server sends three files
+// and /config.json (the stack's endpoints).
+"use strict";
+
+const RECONNECT_BASE_MS = 1000;
+const RECONNECT_CAP_MS = 30000;
+// Refresh this long before the ID token expires (or a quarter of its lifetime, if shorter), so a
+// reconnect never presents an expired token.
+const REFRESH_MARGIN_MS = 5 * 60 * 1000;
+const REFRESH_RETRY_MS = 15000;
+const COGNITO_TIMEOUT_MS = 15000;
+// API Gateway refuses WebSocket frames over 32 KB; say so before sending rather than after.
+const MAX_MESSAGE_BYTES = 32 * 1024;
+const MAX_SHOWN_MESSAGES = 200;
+
+// What a person should read for each Cognito error type.
+const COGNITO_MESSAGES = {
+  NotAuthorizedException: "Wrong email or password.",
+  // Cognito says "not found" only when user-existence errors are on; read it the same way.
+  UserNotFoundException: "Wrong email or password.",
+  UserNotConfirmedException:
+    "This account is not confirmed yet: enter the confirmation code sent to your email.",
+  UsernameExistsException: "An account with this email already exists: sign in instead.",
+  CodeMismatchException: "Wrong confirmation code: check the email and try again.",
+  ExpiredCodeException: "This confirmation code has expired: send a new code.",
+  TooManyRequestsException: "Too many attempts: wait a minute, then try again.",
+  LimitExceededException: "Too many attempts: wait a minute, then try again.",
+  TooManyFailedAttemptsException: "Too many attempts: wait a minute, then try again.",
+};
+
+class CognitoError extends Error {
+  constructor(type, message) {
+    super(message);
+    this.type = type;
+  }
+}
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  error: $("error"),
+  notice: $("notice"),
+  authView: $("auth-view"),
+  authForm: $("auth-form"),
+  email: $("email"),
+  password: $("password"),
+  confirmView: $("confirm-view"),
+  confirmForm: $("confirm-form"),
+  confirmHint: $("confirm-hint"),
+  code: $("code"),
+  resendCode: $("resend-code"),
+  confirmBack: $("confirm-back"),
+  sessionView: $("session-view"),
+  who: $("who"),
+  status: $("status"),
+  signOut: $("sign-out"),
+  messageForm: $("message-form"),
+  message: $("message"),
+  send: $("send"),
+  messages: $("messages"),
+  noMessages: $("no-messages"),
+};
+
+let config = null;
+
+// Tokens live only in this variable, never in localStorage, sessionStorage or cookies: Web
+// Storage is readable by any script that ever runs on this origin (one XSS is enough to carry
+// them off) and outlives the tab. In memory they die with the tab; a reload means signing in
+// again, which is the right trade for a page that holds keys to someone's connection.
+let session = null; // {email, idToken, accessToken, refreshToken, issuedAt, expiresAt}
+let refreshing = null; // the refresh in flight, shared by whoever needs fresh tokens
+let refreshTimer = null;
+let pendingConfirmation = null; // email of a sign-up waiting for its code
+
+const connection = {
+  socket: null, // the one socket; connect() refuses to open a second
+  attempt: 0,
+  reconnectTimer: null,
+  countdownTimer: null,
+  reconnectAt: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Messages to the person
+
+// `kind` lets a later event clear only its own error ("socket": cleared once connected).
+function showError(text, kind = "") {
+  ui.error.textContent = text;
+  ui.error.dataset.kind = kind;
+  ui.error.hidden = false;
+  ui.notice.hidden = true;
+}
+
+function showNotice(text) {
+  ui.notice.textContent = text;
+  ui.notice.hidden = false;
+  ui.error.hidden = true;
+}
+
+function clearBanners() {
+  ui.error.hidden = true;
+  ui.notice.hidden = true;
+}
+
+function describe(error) {
+  if (error instanceof CognitoError) {
+    // Otherwise Cognito's own wording, which is readable (e.g. the password rule that failed).
+    return COGNITO_MESSAGES[error.type] || error.message;
+  }
+  return "Something went wrong: " + (error && error.message ? error.message : String(error));
+}
+
+function showView(name) {
+  ui.authView.hidden = name !== "auth";
+  ui.confirmView.hidden = name !== "confirm";
+  ui.sessionView.hidden = name !== "session";
+}
+
+// Disable a form's buttons while its request is in flight, so a double click sends one request.
+async function whileBusy(form, work) {
+  const buttons = form.querySelectorAll("button");
+  form.setAttribute("aria-busy", "true");
+  buttons.forEach((button) => (button.disabled = true));
+  try {
+    await work();
+  } finally {
+    form.removeAttribute("aria-busy");
+    buttons.forEach((button) => (button.disabled = false));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cognito's JSON API (the same calls the AWS SDKs make; these need no AWS credentials)
+
+async function cognito(action, body) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), COGNITO_TIMEOUT_MS);
+  let response;
+  let text;
+  try {
+    response = await fetch(config.cognitoEndpoint, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": "AWSCognitoIdentityProviderService." + action,
+      },
+      body: JSON.stringify(body),
+      signal: abort.signal,
+      cache: "no-store",
+    });
+    text = await response.text();
+  } catch {
+    throw new CognitoError("NetworkError", "Server unreachable: check your connection and try again.");
+  } finally {
+    clearTimeout(timer);
+  }
+  let data = {};
+  try {
+    data = text ? JSON.parse(text) : {};
+  } catch {
+    data = {};
+  }
+  if (!response.ok) {
+    // "__type" may carry a namespace ("…#NotAuthorizedException"); the header is the fallback.
+    const raw = data.__type || response.headers.get("x-amzn-errortype") || "UnknownError";
+    const type = raw.split("#").pop().split(":")[0];
+    const message = data.message || data.Message || `Cognito answered ${response.status}.`;
+    throw new CognitoError(type, message);
+  }
+  return data;
+}
+
+// The payload of a JWT, read only for its times and names: the API's authorizer is what checks
+// the signature, never this page.
+function claimsOf(jwt) {
+  const payload = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  const padded = payload + "=".repeat((4 - (payload.length % 4)) % 4);
+  const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+function tokensFrom(result, previous) {
+  const idToken = result.IdToken;
+  const claims = claimsOf(idToken);
+  const now = Date.now();
+  // Schedule from the token's own lifetime (exp - iat) counted on this machine's clock, so a
+  // computer whose clock is off by minutes still refreshes in time.
+  const lifetimeMs = Math.max(0, (claims.exp - (claims.iat || claims.exp)) * 1000);
+  return {
+    email: previous ? previous.email : claims.email,
+    idToken,
+    accessToken: result.AccessToken,
+    // A refresh answer carries a new refresh token only when rotation is on.
+    refreshToken: result.RefreshToken || (previous && previous.refreshToken),
+    issuedAt: now,
+    expiresAt: now + lifetimeMs,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign up, confirm, sign in, refresh, sign out
+
+async function signUp(email, password) {
+  const result = await cognito("SignUp", {
+    ClientId: config.userPoolWebClientId,
+    Username: email,
+    Password: password,
+    UserAttributes: [{ Name: "email", Value: email }],
+  });
+  if (result.UserConfirmed) {
+    showNotice("Account created: sign in.");
+    return;
+  }
+  const destination = result.CodeDeliveryDetails && result.CodeDeliveryDetails.Destination;
+  askForCode(email, destination ? `We sent a code to ${destination}.` : "We sent you a code.");
+}
+
+function askForCode(email, hint) {
+  pendingConfirmation = email;
+  ui.confirmHint.textContent = `${hint} Enter it to confirm ${email}.`;
+  ui.code.value = "";
+  showView("confirm");
+  ui.code.focus();
+}
+
+async function confirmSignUp(code) {
+  await cognito("ConfirmSignUp", {
+    ClientId: config.userPoolWebClientId,
+    Username: pendingConfirmation,
+    ConfirmationCode: code,
+  });
+  ui.email.value = pendingConfirmation;
+  pendingConfirmation = null;
+  showView("auth");
+  showNotice("Email confirmed: sign in with your password.");
+  ui.password.focus();
+}
+
+async function resendCode() {
+  const result = await cognito("ResendConfirmationCode", {
+    ClientId: config.userPoolWebClientId,
+    Username: pendingConfirmation,
+  });
+  const destination = result.CodeDeliveryDetails && result.CodeDeliveryDetails.Destination;
+  showNotice(destination ? `We sent a new code to ${destination}.` : "We sent a new code.");
+}
+
+async function signIn(email, password) {
+  const result = await cognito("InitiateAuth", {
+    ClientId: config.userPoolWebClientId,
+    AuthFlow: "USER_PASSWORD_AUTH",
+    AuthParameters: { USERNAME: email, PASSWORD: password },
+  });
+  if (!result.AuthenticationResult) {
+    // MFA, a forced new password, …: the pool asks for a step this demo does not implement.
+    throw new CognitoError(
+      result.ChallengeName || "Challenge",
+      `Cognito asks for an extra step (${result.ChallengeName}) that this page does not support.`,
+    );
+  }
+  session = tokensFrom(result.AuthenticationResult, null);
+  session.email = email;
+  ui.password.value = "";
+  ui.who.textContent = email;
+  ui.messages.replaceChildren();
+  ui.noMessages.hidden = false;
+  clearBanners();
+  showView("session");
+  scheduleRefresh();
+  connect();
+  ui.message.focus();
+}
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  const lifetime = session.expiresAt - session.issuedAt;
+  const margin = Math.min(REFRESH_MARGIN_MS, lifetime / 4);
+  const delay = Math.max(0, session.expiresAt - margin - Date.now());
+  refreshTimer = setTimeout(refreshOnSchedule, delay);
+}
+
+// Fresh tokens from the refresh token; concurrent callers share one request.
+function refreshTokens() {
+  if (!refreshing) {
+    const current = session;
+    refreshing = cognito("InitiateAuth", {
+      ClientId: config.userPoolWebClientId,
+      AuthFlow: "REFRESH_TOKEN_AUTH",
+      AuthParameters: { REFRESH_TOKEN: current.refreshToken },
+    })
+      .then((result) => {
+        if (session !== current) return; // signed out meanwhile
+        session = tokensFrom(result.AuthenticationResult, current);
+        scheduleRefresh();
+      })
+      .finally(() => {
+        refreshing = null;
+      });
+  }
+  return refreshing;
+}
+
+async function refreshOnSchedule() {
+  const current = session;
+  try {
+    await refreshTokens();
+  } catch (error) {
+    if (session !== current) return;
+    if (error.type === "NotAuthorizedException") {
+      // The refresh token was revoked or expired: nothing will work until a new sign-in.
+      signOut("Your session has expired: sign in again.");
+      return;
+    }
+    // Cognito unreachable: the current token still works for a while, try again soon.
+    refreshTimer = setTimeout(refreshOnSchedule, REFRESH_RETRY_MS);
+  }
+}
+
+function signOut(reason) {
+  const ending = session;
+  session = null;
+  pendingConfirmation = null;
+  clearTimeout(refreshTimer);
+  refreshTimer = null;
+  clearReconnect();
+  const socket = connection.socket;
+  // Forget the socket first, so its close event does not schedule a reconnect.
+  connection.socket = null;
+  connection.attempt = 0;
+  if (socket) socket.close(1000, "signed out");
+  setStatus("closed");
+  updateSendButton();
+  ui.messages.replaceChildren();
+  if (ending) {
+    ui.email.value = ending.email;
+    // Revoke the refresh token so it cannot mint new tokens anywhere; best effort, since the
+    // page has already forgotten it (the embedded Cognito of the local cloud lacks the call).
+    cognito("RevokeToken", {
+      ClientId: config.userPoolWebClientId,
+      Token: ending.refreshToken,
+    }).catch(() => {});
+  }
+  showView("auth");
+  if (reason) showError(reason);
+  else showNotice("Signed out.");
+  ui.email.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The WebSocket: exactly one, reconnected with backoff, closed on sign-out
+
+function setStatus(state, text) {
+  const words = text || state;
+  if (ui.status.textContent !== words) ui.status.textContent = words;
+  ui.status.dataset.state = state;
+}
+
+function updateSendButton() {
+  const open = connection.socket !== null && connection.socket.readyState === WebSocket.OPEN;
+  ui.send.disabled = !open;
+}
+
+function connect() {
+  if (!session || connection.socket !== null) return;
+  clearReconnect();
+  setStatus("connecting");
+  const url = new URL(config.webSocketEndpoint);
+  url.searchParams.set("idToken", session.idToken);
+  let socket;
+  try {
+    socket = new WebSocket(url.href);
+  } catch {
+    showError("Server unreachable: the WebSocket address is not valid.");
+    setStatus("closed");
+    return;
+  }
+  socket.binaryType = "arraybuffer";
+  connection.socket = socket;
+  socket.addEventListener("open", () => {
+    if (connection.socket !== socket) return;
+    connection.attempt = 0;
+    setStatus("connected");
+    updateSendButton();
+    if (ui.error.dataset.kind === "socket") clearBanners();
+  });
+  socket.addEventListener("message", (event) => {
+    if (connection.socket === socket) showReceived(event.data);
+  });
+  socket.addEventListener("close", (event) => {
+    if (connection.socket !== socket) return;
+    connection.socket = null;
+    updateSendButton();
+    if (!session) {
+      setStatus("closed");
+      return;
+    }
+    // 1006 before the socket ever opened: the handshake failed (network, or the token refused).
+    if (event.code === 1006 && connection.attempt >= 2) {
+      showError("Server unreachable: still trying to connect.", "socket");
+    }
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  clearReconnect();
+  const ceiling = Math.min(RECONNECT_CAP_MS, RECONNECT_BASE_MS * 2 ** Math.min(connection.attempt, 16));
+  // "Equal jitter": half the wait fixed, half random. The random half keeps many clients dropped
+  // at once (a deployment, a gateway restart) from coming back in lockstep; the fixed half
+  // keeps the wait from collapsing to nothing.
+  const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+  connection.attempt += 1;
+  connection.reconnectAt = Date.now() + delay;
+  connection.reconnectTimer = setTimeout(reconnect, delay);
+  showCountdown();
+  connection.countdownTimer = setInterval(showCountdown, 250);
+}
+
+function showCountdown() {
+  const seconds = Math.max(1, Math.ceil((connection.reconnectAt - Date.now()) / 1000));
+  setStatus("reconnecting", `reconnecting in ${seconds} s`);
+}
+
+function clearReconnect() {
+  clearTimeout(connection.reconnectTimer);
+  clearInterval(connection.countdownTimer);
+  connection.reconnectTimer = null;
+  connection.countdownTimer = null;
+}
+
+async function reconnect() {
+  clearReconnect();
+  const current = session;
+  if (!current) return;
+  // A token about to expire would be refused at the handshake: refresh it first.
+  if (current.expiresAt - Date.now() < 60 * 1000) {
+    try {
+      await refreshTokens();
+    } catch (error) {
+      if (session !== current) return;
+      if (error.type === "NotAuthorizedException") {
+        signOut("Your session has expired: sign in again.");
+        return;
+      }
+      scheduleReconnect();
+      return;
+    }
+  }
+  if (session) connect();
+}
+
+function showReceived(data) {
+  let text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  // The echo and most pushes are {"message": …}; show the message itself when it is there.
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && "message" in parsed) {
+      text = typeof parsed.message === "string" ? parsed.message : JSON.stringify(parsed.message);
+    }
+  } catch {
+    // not JSON: show it as it came
+  }
+  const item = document.createElement("li");
+  const time = document.createElement("time");
+  const now = new Date();
+  time.dateTime = now.toISOString();
+  time.textContent = now.toLocaleTimeString();
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text; // text, never HTML: a message cannot inject markup
+  item.append(time, body);
+  ui.messages.prepend(item);
+  while (ui.messages.children.length > MAX_SHOWN_MESSAGES) ui.messages.lastElementChild.remove();
+  ui.noMessages.hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+ui.authForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const email = ui.email.value.trim();
+  const password = ui.password.value;
+  const signingUp = event.submitter && event.submitter.value === "sign-up";
+  if (!email || !password) {
+    showError("Enter your email and a password.");
+    (email ? ui.password : ui.email).focus();
+    return;
+  }
+  clearBanners();
+  whileBusy(ui.authForm, async () => {
+    try {
+      if (signingUp) await signUp(email, password);
+      else await signIn(email, password);
+    } catch (error) {
+      if (error.type === "UserNotConfirmedException") {
+        askForCode(email, "Your account is not confirmed yet.");
+      }
+      showError(describe(error));
+    }
+  });
+});
+
+ui.confirmForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const code = ui.code.value.trim();
+  if (!code) {
+    showError("Enter the confirmation code.");
+    ui.code.focus();
+    return;
+  }
+  clearBanners();
+  whileBusy(ui.confirmForm, async () => {
+    try {
+      await confirmSignUp(code);
+    } catch (error) {
+      showError(describe(error));
+    }
+  });
+});
+
+ui.resendCode.addEventListener("click", () => {
+  whileBusy(ui.confirmForm, async () => {
+    try {
+      await resendCode();
+    } catch (error) {
+      showError(describe(error));
+    }
+  });
+});
+
+ui.confirmBack.addEventListener("click", () => {
+  pendingConfirmation = null;
+  clearBanners();
+  showView("auth");
+  ui.email.focus();
+});
+
+ui.signOut.addEventListener("click", () => signOut(null));
+
+ui.messageForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.message.value;
+  const socket = connection.socket;
+  if (!text) return;
+  if (!socket || socket.readyState !== WebSocket.OPEN) {
+    showError("Not connected: the message was not sent.");
+    return;
+  }
+  if (new TextEncoder().encode(text).length > MAX_MESSAGE_BYTES) {
+    showError("This message is too long: the API accepts at most 32 KB.");
+    return;
+  }
+  socket.send(text);
+  ui.message.value = "";
+  ui.message.focus();
+});
+
+// Back online: don't make the person wait out the backoff.
+window.addEventListener("online", () => {
+  if (session && connection.reconnectTimer !== null) reconnect();
+});
+
+async function start() {
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (!response.ok) throw new Error(String(response.status));
+    config = await response.json();
+  } catch {
+    showError("Server unreachable: cannot load this page's settings. Reload to try again.");
+    return;
+  }
+  showView("auth");
+  ui.email.focus();
+}
+
+start();
