@@ -65,14 +65,12 @@ class Request:
     """Raw query string (without `?`), empty when absent."""
     headers: list[tuple[str, str]]
     """Header names as the client spelled them, in order (AWS events keep the spelling)."""
+    by_name: dict[str, str]
+    """Last value of each header, by lower-cased name."""
 
     def header(self, name: str) -> str | None:
         """Return the last value of a header, matched case-insensitively, or None."""
-        lowered = name.lower()
-        for key, value in reversed(self.headers):
-            if key.lower() == lowered:
-                return value
-        return None
+        return self.by_name.get(name.lower())
 
     def query_pairs(self) -> list[tuple[str, str]]:
         """Return the query string's decoded (name, value) pairs, blanks kept."""
@@ -121,16 +119,20 @@ def parse_head(head: bytes) -> Request:
     if version not in ("HTTP/1.1", "HTTP/1.0") or not method.isalpha():
         raise HttpError(400, "unsupported HTTP version or method")
     headers: list[tuple[str, str]] = []
+    by_name: dict[str, str] = {}
     for line in header_lines:
         name, sep, value = line.partition(":")
         # A name with whitespace is a smuggling vector (RFC 9112 §5.1): refuse, don't trim.
         if not sep or not name or name != name.strip() or " " in name:
             raise HttpError(400, "malformed header line")
-        headers.append((name, value.strip(" \t")))
+        value = value.strip(" \t")
+        headers.append((name, value))
+        by_name[name.lower()] = value
     raw_path, _, query = target.partition("?")
     if not raw_path.startswith("/"):
         raise HttpError(400, "request target must be an absolute path")
-    return Request(method=method, path=unquote(raw_path), query=query, headers=headers)
+    path = unquote(raw_path) if "%" in raw_path else raw_path
+    return Request(method=method, path=path, query=query, headers=headers, by_name=by_name)
 
 
 def response(

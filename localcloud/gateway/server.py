@@ -18,13 +18,13 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from websockets.frames import BINARY as OP_BINARY
 from websockets.frames import CLOSE as OP_CLOSE
 from websockets.frames import CONT as OP_CONT
 from websockets.frames import TEXT as OP_TEXT
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame
 from websockets.protocol import OPEN, Protocol, Side
 from websockets.utils import accept_key
 
@@ -70,12 +70,12 @@ class _WebSocket:
 
     __slots__ = (
         "_close_timer",
+        "_connection",
         "_fragment_is_text",
         "_fragments",
         "_gateway",
         "_idle_timer",
         "_max_timer",
-        "_reading_paused",
         "close_info",
         "disconnected",
         "inflight",
@@ -86,12 +86,12 @@ class _WebSocket:
         "ws",
     )
 
-    def __init__(
-        self, gateway: Gateway, transport: asyncio.Transport, info: ConnectionInfo
-    ) -> None:
+    def __init__(self, gateway: Gateway, connection: _Connection, info: ConnectionInfo) -> None:
         limits = gateway.api.limits
         self._gateway = gateway
-        self.transport = transport
+        self._connection = connection
+        assert connection.transport is not None
+        self.transport = connection.transport
         self.info = info
         self.ws = Protocol(
             Side.SERVER,
@@ -105,7 +105,6 @@ class _WebSocket:
         """The `$disconnect` code and reason, fixed by whoever starts the closing."""
         self.disconnected = False
         self.inflight = 0
-        self._reading_paused = False
         self.last_active = time.monotonic()
         self.last_active_wall = time.time()
         loop = asyncio.get_running_loop()
@@ -118,16 +117,18 @@ class _WebSocket:
     def receive(self, data: bytes) -> None:
         ws = self.ws
         ws.receive_data(data)
-        for frame in ws.events_received():
+        for event in ws.events_received():
+            # A server protocol created OPEN only ever yields frames (no handshake events).
+            frame = cast(Frame, event)
             opcode = frame.opcode
             if opcode is OP_TEXT or opcode is OP_BINARY:
                 if frame.fin:
-                    self._message(opcode is OP_TEXT, frame.data)
+                    self._message(opcode is OP_TEXT, bytes(frame.data))
                 else:
-                    self._fragments = [frame.data]
+                    self._fragments = [bytes(frame.data)]
                     self._fragment_is_text = opcode is OP_TEXT
             elif opcode is OP_CONT:
-                self._fragments.append(frame.data)
+                self._fragments.append(bytes(frame.data))
                 if frame.fin:
                     data_all = b"".join(self._fragments)
                     self._fragments = []
@@ -146,6 +147,8 @@ class _WebSocket:
         self._flush()
 
     def _message(self, is_text: bool, data: bytes) -> None:
+        if self.ws.state is not OPEN:
+            return  # arrived after our close frame: the connection is going away
         self.last_active = time.monotonic()
         if is_text:
             try:
@@ -171,18 +174,19 @@ class _WebSocket:
 
     # Flow control for messages being handled.
 
+    @property
+    def busy(self) -> bool:
+        return self.inflight >= _MAX_INFLIGHT
+
     def task_started(self) -> None:
         self.inflight += 1
-        if self.inflight >= _MAX_INFLIGHT and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pause_reading()
+        if self.inflight == _MAX_INFLIGHT:
+            self._connection.update_reading()
 
     def task_done(self) -> None:
         self.inflight -= 1
-        if self._reading_paused and self.inflight <= _MAX_INFLIGHT // 2:
-            self._reading_paused = False
-            if not self.transport.is_closing():
-                self.transport.resume_reading()
+        if self.inflight == _MAX_INFLIGHT - 1:
+            self._connection.update_reading()
 
     # Outgoing messages (ManagedConnection and the gateway's own error messages).
 
@@ -253,7 +257,16 @@ class _WebSocket:
 class _Connection(asyncio.Protocol):
     """One TCP connection: HTTP requests until it upgrades to a WebSocket."""
 
-    __slots__ = ("_buffer", "_gateway", "closed", "handshaking", "transport", "websocket")
+    __slots__ = (
+        "_buffer",
+        "_gateway",
+        "_reading_paused",
+        "_writing_paused",
+        "closed",
+        "handshaking",
+        "transport",
+        "websocket",
+    )
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
@@ -261,6 +274,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.websocket: _WebSocket | None = None
         self.handshaking = False
+        self._reading_paused = False
+        self._writing_paused = False
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -280,6 +295,30 @@ class _Connection(asyncio.Protocol):
                 self._abort()
             return
         self._serve_http()
+
+    # Backpressure: stop reading from a peer that does not read what we write, or whose
+    # messages are piling up in flight, so its buffers stay bounded.
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self.update_reading()
+
+    def update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        websocket = self.websocket
+        pause = self._writing_paused or (websocket is not None and websocket.busy)
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         if self.websocket is not None:
@@ -384,6 +423,14 @@ class _Connection(asyncio.Protocol):
 
 def _refusal(status: int, message: str | None) -> bytes:
     return json_response(status, {"message": message}, close=True)
+
+
+def _authorizer_status(result: Any, method_arn: str) -> str:
+    try:
+        decision = parse_authorizer_result(result, method_arn, 0)
+    except ValueError as error:
+        return f"malformed ({error})"
+    return "allow" if decision.allowed else "deny"
 
 
 def _header_ci(headers: Any, name: str) -> str | None:
@@ -500,9 +547,13 @@ class Gateway:
         pending = [connection.closed for connection in self._tcp]
         if pending:
             await asyncio.wait(pending, timeout=_CLOSE_TIMEOUT + 1)
-        for connection in list(self._tcp):
+        stragglers = list(self._tcp)
+        for connection in stragglers:
             if connection.transport is not None:
                 connection.transport.abort()
+        if stragglers:
+            # abort() reports connection_lost on the next loop turn; that spawns $disconnect.
+            await asyncio.wait([connection.closed for connection in stragglers])
         if self._tasks:
             await asyncio.wait(
                 list(self._tasks), timeout=self.api.limits.integration_timeout_seconds + 1
@@ -519,9 +570,17 @@ class Gateway:
         return task
 
     async def _invoke(
-        self, label: str, function_name: str, connection_id: str, event: dict[str, Any]
+        self,
+        label: str,
+        function_name: str,
+        connection_id: str,
+        event: dict[str, Any],
+        status_of: Callable[[Any], str] | None = None,
     ) -> Any:
         """Invoke a function under the integration timeout, logging one line.
+
+        The line's status is the result's `statusCode` (or what `status_of` makes of the
+        result), `timeout`, or `error <kind>`.
 
         Raises:
             FunctionError: The function failed, timed out, or the invoker broke.
@@ -543,8 +602,11 @@ class Gateway:
             except Exception as error:  # an invoker bug must not kill the connection
                 status = "error Invoker"
                 raise FunctionError("Unhandled", f"invoker failed: {error!r}") from error
-            code = result.get("statusCode") if isinstance(result, dict) else None
-            status = str(code) if code is not None else "ok"
+            if status_of is not None:
+                status = status_of(result)
+            else:
+                code = result.get("statusCode") if isinstance(result, dict) else None
+                status = str(code) if code is not None else "ok"
             return result
         finally:
             if self._log is not None:
@@ -608,7 +670,7 @@ class Gateway:
             api_id=self.api.api_id,
             stage=self.api.stage,
             domain_name=self._domain_name,
-            connection_id=new_id(),
+            connection_id=new_id(unguessable=True),
             connected_at_ms=now_ms,
             source_ip=peer[0] if peer else "127.0.0.1",
             user_agent=request.header("User-Agent") or "",
@@ -624,16 +686,20 @@ class Gateway:
             event = authorizer_event(
                 info, region=self._region, headers=request.headers, query=query, now_ms=now_ms
             )
+            method_arn = event["methodArn"]
             started = time.perf_counter()
             try:
                 result = await self._invoke(
-                    "$connect authorizer", authorizer.function_name, info.connection_id, event
+                    "$connect authorizer",
+                    authorizer.function_name,
+                    info.connection_id,
+                    event,
+                    status_of=lambda result: _authorizer_status(result, method_arn),
                 )
                 latency_ms = int((time.perf_counter() - started) * 1000)
-                decision = parse_authorizer_result(result, event["methodArn"], latency_ms)
-            except (FunctionError, ValueError) as error:
-                if isinstance(error, ValueError) and self._log is not None:
-                    self._log(f"$connect authorizer {info.connection_id} 500 {error}")
+                decision = parse_authorizer_result(result, method_arn, latency_ms)
+            except (FunctionError, ValueError):
+                # A failing authorizer or a malformed answer is API Gateway's 500.
                 connection.reply_and_close(_refusal(500, "Internal server error"))
                 return
             if not decision.allowed:
@@ -667,7 +733,7 @@ class Gateway:
         ]
         if subprotocol:
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
-        websocket = _WebSocket(self, transport, info)
+        websocket = _WebSocket(self, connection, info)
         if transport.is_closing():
             # The client left while $connect ran: the connection existed, so it disconnects.
             websocket.close_info = (CloseCode.ABNORMAL_CLOSURE, "")
