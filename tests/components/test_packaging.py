@@ -8,6 +8,7 @@ import sys
 import sysconfig
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,20 @@ def test_handler_sources_change_the_archive(
 
     assert rebuilt != host_archive
     assert zipfile.ZipFile(rebuilt).read("handlers/__init__.py") == b'"""changed"""\n'
+
+
+def test_concurrent_builds_agree(tmp_path: Path) -> None:
+    """Two builds racing into one cache both return the same complete archive, no leftovers."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(build_lambda_archive, HOST_ARCHITECTURE, HOST_RUNTIME, cache_dir=tmp_path)
+            for _ in range(2)
+        ]
+        first, second = (future.result() for future in futures)
+
+    assert first == second
+    assert zipfile.ZipFile(first).testzip() is None
+    assert [path.name for path in tmp_path.iterdir()] == [first.name]
 
 
 @pytest.mark.parametrize(
