@@ -68,12 +68,20 @@ class LocalCloud:
         outputs: The outputs file's content (stack outputs plus `awsEndpoint`, `webPage`).
         process: The `wsauth local` process.
         log_path: Its stderr (the local cloud's log: invocations, handler logs).
+        printed: What it printed on stdout once ready (the `Outputs:` block).
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], outputs: dict[str, str], log_path: Path):
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        outputs: dict[str, str],
+        log_path: Path,
+        printed: str = "",
+    ):
         self.process = process
         self.outputs = outputs
         self.log_path = log_path
+        self.printed = printed
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -192,12 +200,13 @@ def eventually(check: Callable[[], T], timeout: float = 10, interval: float = 0.
         time.sleep(interval)
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    """Block until `Outputs:` is printed (the file is written just before), or fail."""
+def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
+    """Block until the outputs are printed (the file is written just before); return them."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
-    while b"Outputs:" not in buffer:
+    # The block ends with the last output's line: wait for the newline after `Outputs:`'s lines.
+    while b"Outputs:" not in buffer or not buffer.endswith(b"\n"):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             process.kill()
@@ -212,6 +221,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], log_path: Path, timeout:
                 f"wsauth local exited with {process.returncode}:\n{log_path.read_text()}"
             )
         buffer += chunk
+    return buffer.decode()
 
 
 @contextmanager
@@ -256,8 +266,8 @@ def start_local_cloud(
                 command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO_ROOT, env=env
             )
         try:
-            _wait_until_ready(process, log_path, timeout)
-            cloud = LocalCloud(process, json.loads(outputs_path.read_text()), log_path)
+            printed = _wait_until_ready(process, log_path, timeout)
+            cloud = LocalCloud(process, json.loads(outputs_path.read_text()), log_path, printed)
             yield cloud
         finally:
             if process.poll() is None:
