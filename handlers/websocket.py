@@ -31,13 +31,22 @@ logger = logging.getLogger(__name__)
 SUBPROTOCOL = "wsauth"
 """Answered on `$connect` when the client offered it (the token-in-header option)."""
 
-_OK: dict[str, Any] = {"statusCode": 200}
-_ERROR: dict[str, Any] = {"statusCode": 500}
-_FORBIDDEN: dict[str, Any] = {"statusCode": 403}
+
+def _status(code: int) -> dict[str, Any]:
+    # A new dict per answer: the runtime owns what the handler returns.
+    return {"statusCode": code}
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point for every route of the WebSocket API."""
+    """Lambda entry point for every route of the WebSocket API.
+
+    Args:
+        event: API Gateway's WebSocket proxy event.
+        context: Lambda's context (unused).
+
+    Returns:
+        The route's answer: `{"statusCode": ...}`, plus the subprotocol header on `$connect`.
+    """
     request = event.get("requestContext") or {}
     route = request.get("routeKey")
     table_name = connections.table_name_from_env()
@@ -67,6 +76,15 @@ def on_connect(
 
     The user comes from the authorizer's context; with no user there is nothing to vouch for
     the connection, and it is refused (403).
+
+    Args:
+        event: The `$connect` event.
+        dynamodb: DynamoDB client.
+        table_name: The connection table.
+        ttl_seconds: How long the item may outlive a missed `$disconnect`.
+
+    Returns:
+        200 (with `Sec-WebSocket-Protocol: wsauth` when offered), 403 or 500.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -76,7 +94,7 @@ def on_connect(
     user_id = identity.get("userId") or identity.get("principalId")
     if not connection_id or not user_id:
         _log("connect_refused", connection_id, reason="no_authorized_user")
-        return _FORBIDDEN
+        return _status(403)
     try:
         connections.put_connection(
             dynamodb,
@@ -89,44 +107,58 @@ def on_connect(
         )
     except (BotoCoreError, ClientError) as error:
         _log("connect_store_failed", connection_id, error=_error_name(error))
-        return _ERROR
+        return _status(500)
     if SUBPROTOCOL in _offered_subprotocols(event):
         # Browsers fail the handshake unless the server picks one of the offered subprotocols;
         # never the other one, which is the token.
         return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": SUBPROTOCOL}}
-    return _OK
+    return _status(200)
 
 
 def on_disconnect(event: dict[str, Any], dynamodb: Any, table_name: str) -> dict[str, Any]:
-    """Delete the connection's item (harmless when it is unknown)."""
+    """Delete the connection's item (harmless when it is unknown).
+
+    Returns:
+        200, or 500 when DynamoDB failed (API Gateway ignores it; the TTL still applies).
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     connection_id = (event.get("requestContext") or {}).get("connectionId")
     if not connection_id:
-        return _OK
+        return _status(200)
     try:
         connections.delete_connection(dynamodb, table_name, connection_id)
     except (BotoCoreError, ClientError) as error:
         # API Gateway ignores this answer; the item's TTL still removes it.
         _log("disconnect_delete_failed", connection_id, error=_error_name(error))
-        return _ERROR
-    return _OK
+        return _status(500)
+    return _status(200)
 
 
 def echo_message(
     event: dict[str, Any], management: Any, dynamodb: Any, table_name: str
 ) -> dict[str, Any]:
-    """Post `{"message": <body>}` back to the sender through the management API."""
+    """Post `{"message": <body>}` back to the sender through the management API.
+
+    Args:
+        event: A message event (`$default` or a custom route).
+        management: `apigatewaymanagementapi` client for this API's stage.
+        dynamodb: DynamoDB client, to forget the sender if it is gone (410).
+        table_name: The connection table.
+
+    Returns:
+        200 when delivered or gone, 500 when the post failed otherwise.
+    """
     connection_id = (event.get("requestContext") or {}).get("connectionId")
     if not connection_id:
-        return _ERROR
+        return _status(500)
     echo = _echo_document(event)
     data = json.dumps(echo, ensure_ascii=False).encode("utf-8")
     status, reason = sender.deliver(management, dynamodb, table_name, connection_id, data)
     if status == "failed":
         _log("echo_failed", connection_id, error=reason)
-        return _ERROR
-    return _OK
+        return _status(500)
+    return _status(200)
 
 
 def management_endpoint(request_context: dict[str, Any]) -> str | None:
@@ -134,6 +166,9 @@ def management_endpoint(request_context: dict[str, Any]) -> str | None:
 
     An endpoint passed to boto3 explicitly overrides `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`,
     so the event's domain is used only when that variable is unset.
+
+    Args:
+        request_context: The event's `requestContext` (`domainName`, `stage`).
     """
     if os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"):
         return None
