@@ -35,14 +35,15 @@ _request_time_cache: tuple[int, str] = (-1, "")
 
 
 def new_id(*, unguessable: bool = False) -> str:
-    """Return an id shaped like API Gateway's (`L0SM9cOFvHcCIhw=`: 11 random bytes, base64).
+    """Return an id shaped like API Gateway's (`JC1dgf9yoAMCK-g=`: 11 random bytes, URL-safe
+    base64, so a connection id needs no escaping beyond `=` in `@connections/{id}`).
 
     Args:
         unguessable: Draw from the OS's CSPRNG (connection ids); request and message ids
             only need to be unique, and the fast PRNG saves a system call per event.
     """
     raw = os.urandom(11) if unguessable else random.randbytes(11)
-    return base64.b64encode(raw).decode()
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def _request_time(epoch_seconds: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -535,7 +536,7 @@ def test_event_shapes_and_authorizer_context_on_every_event() -> None:
             assert context["messageDirection"] == "IN"
             assert context["identity"]["sourceIp"] == "127.0.0.1"
             assert "Python" in context["identity"]["userAgent"]
-            assert len(context["connectionId"]) == 16
+            assert re.fullmatch(r"[A-Za-z0-9_-]{15}=", context["connectionId"])
             assert context["connectedAt"] <= context["requestTimeEpoch"]
             ids.add(context["connectionId"])
         assert len(ids) == 1
@@ -894,5 +895,106 @@ def test_log_lines_name_route_connection_status_and_never_the_token() -> None:
         routes = [line.split(f" {connection_id} ")[0] for line in log]
         assert routes == ["$connect authorizer", "$connect", "$default", "$disconnect"]
         assert all(line.endswith(" ms") for line in log)
+
+    asyncio.run(scenario())
+
+
+def test_messages_of_one_client_are_handled_concurrently() -> None:
+    """A slow message does not hold back the next one from the same client, as on AWS."""
+
+    async def scenario() -> None:
+        second_arrived = asyncio.Event()
+
+        async def ws(event: dict[str, Any]) -> Any:
+            context = event["requestContext"]
+            if context["eventType"] == "MESSAGE":
+                if event["body"] == "first":
+                    await asyncio.wait_for(second_arrived.wait(), GUARD)
+                    await stack_ref[0].post(context["connectionId"], b"first done")
+                else:
+                    second_arrived.set()
+            return {"statusCode": 200}
+
+        stack_ref: list[Stack] = []
+        async with serving({"ws": ws}) as stack, connect(stack.url()) as client:
+            stack_ref.append(stack)
+            await client.send("first")
+            await client.send("second")
+            assert await asyncio.wait_for(client.recv(), GUARD) == "first done"
+
+    asyncio.run(scenario())
+
+
+def test_post_to_a_client_that_does_not_read_is_bounded_with_429() -> None:
+    """Posting to a client that stops reading ends in 429 LimitExceeded, not unbounded memory."""
+
+    async def scenario() -> None:
+        async with serving({"ws": ok}) as stack:
+            # max_queue=1: the client stops reading its socket once one message waits unread.
+            client = await connect(stack.url(), max_queue=1)
+            connection_id = await connection_id_of(stack)
+            payload = b"p" * (100 * 1024)
+            statuses = []
+            for _ in range(2000):
+                status = await stack.post(connection_id, payload)
+                statuses.append(status)
+                if status != 200:
+                    break
+            assert statuses[-1] == 429
+            assert client.close_code is None
+            client.transport.abort()  # a clean close would wait behind the unread data
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /prod HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET /prod HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431),
+        (b"POST /prod/@connections/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+        (b"POST /prod/@connections/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+        (
+            b"PUT /prod/@connections/x HTTP/1.1\r\nAuthorization: "
+            + SIGNED.encode()
+            + b"\r\nContent-Length: 0\r\n\r\n",
+            405,
+        ),
+        (b"POST /prod HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", 405),
+        (
+            b"GET /prod HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            426,
+        ),
+        (
+            b"GET /prod HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n",
+            400,
+        ),
+    ],
+    ids=[
+        "garbage",
+        "header-space",
+        "head-too-large",
+        "chunked",
+        "bad-length",
+        "put",
+        "post-upgrade",
+        "old-version",
+        "bad-key",
+    ],
+)
+def test_bad_requests_get_real_statuses(raw: bytes, status: int) -> None:
+    """Malformed or unsupported requests are answered with the right status, not dropped."""
+
+    async def scenario() -> None:
+        async with serving({"ws": ok}) as stack:
+            reader, writer = await asyncio.open_connection("127.0.0.1", stack.gateway.port)
+            writer.write(raw)
+            got, _, _ = await _read_response(reader)
+            writer.close()
+            assert got == status
+            assert stack.invoker.events["ws"].empty()
 
     asyncio.run(scenario())
