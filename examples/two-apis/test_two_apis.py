@@ -53,7 +53,9 @@ class FakeAws(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{args.name}"
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise AssertionError(f"the example should need no provider call, made {args.token}")
 
     def of_type(self, typ: str) -> dict[str, dict[str, Any]]:

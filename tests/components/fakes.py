@@ -117,9 +117,11 @@ class _RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return _outputs(args.typ, args.name, args.inputs)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.deployment.calls.append(args.token)
-        return {}
+        return {}, None
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
