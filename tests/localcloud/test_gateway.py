@@ -998,3 +998,49 @@ def test_bad_requests_get_real_statuses(raw: bytes, status: int) -> None:
             assert stack.invoker.events["ws"].empty()
 
     asyncio.run(scenario())
+
+
+def test_pings_do_not_count_as_activity() -> None:
+    """A client that only pings is still closed by the idle timeout."""
+
+    async def scenario() -> None:
+        api = make_api(limits=Limits(idle_timeout_seconds=0.3))
+        async with serving({"ws": ok}, api) as stack:
+            async with connect(stack.url()) as client:
+                await connection_id_of(stack)
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await asyncio.wait_for(await client.ping(), GUARD)
+                        await asyncio.sleep(0.05)  # the traffic pattern under test
+                assert client.close_code == 1001
+
+    asyncio.run(scenario())
+
+
+def test_client_leaving_during_connect_still_gets_disconnect() -> None:
+    """If the client drops while $connect runs, the accepted connection still disconnects."""
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def ws(event: dict[str, Any]) -> Any:
+            if event["requestContext"]["eventType"] == "CONNECT":
+                await asyncio.wait_for(release.wait(), GUARD)
+            return {"statusCode": 200}
+
+        async with serving({"ws": ws}) as stack:
+            reader, writer = await asyncio.open_connection("127.0.0.1", stack.gateway.port)
+            writer.write(
+                b"GET /prod HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            connection_id = await connection_id_of(stack)
+            writer.transport.abort()
+            await writer.wait_closed()
+            release.set()
+            context = (await stack.invoker.next_event("ws"))["requestContext"]
+            assert context["eventType"] == "DISCONNECT"
+            assert context["connectionId"] == connection_id
+            assert context["disconnectStatusCode"] == 1006
+
+    asyncio.run(scenario())
