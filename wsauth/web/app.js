@@ -208,6 +208,8 @@ async function signUp(email, password) {
     Password: password,
     UserAttributes: [{ Name: "email", Value: email }],
   });
+  // Not kept through the code step: the person types it again to sign in.
+  ui.password.value = "";
   if (result.UserConfirmed) {
     showNotice("Account created: sign in.");
     return;
