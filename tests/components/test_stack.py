@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,28 @@ def test_exports_the_stack_outputs(deploy: Callable[..., Deployment]) -> None:
         "managementEndpoint": f"https://{api_id}.execute-api.{REGION}.amazonaws.com/prod",
         "connectionTableName": table.state["name"],
     }
+
+
+def test_functions_point_at_this_stacks_pool_client_and_table(
+    deploy: Callable[..., Deployment],
+) -> None:
+    """The authorizer checks tokens of this pool and client; the websocket function writes
+    this table, and its policy names this table and index."""
+    deployment = deploy(run_program)
+    pool = deployment.one("aws:cognito/userPool:UserPool", "auth-pool")
+    client = deployment.one("aws:cognito/userPoolClient:UserPoolClient", "auth-web-client")
+    table = deployment.one("aws:dynamodb/table:Table", "connections-table")
+
+    authorizer_env = deployment.one(FUNCTION, "api-authorizer").inputs["environment"]["variables"]
+    assert authorizer_env["USER_POOL_ID"] == pool.resource_id
+    assert authorizer_env["APP_CLIENT_ID"] == client.resource_id
+    websocket_env = deployment.one(FUNCTION, "api-websocket").inputs["environment"]["variables"]
+    assert websocket_env["CONNECTION_TABLE_NAME"] == table.state["name"]
+    policy = json.loads(
+        deployment.one("aws:iam/rolePolicy:RolePolicy", "api-websocket-policy").inputs["policy"]
+    )
+    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+    assert {table.state["arn"], f"{table.state['arn']}/index/userIdIndex"} <= resources
 
 
 def test_makes_no_provider_calls(deploy: Callable[..., Deployment]) -> None:
