@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from localcloud.testing import REPO_ROOT, CloudUser, LocalCloud
+from localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
 from tests.clients.samples import LOCAL_OUTPUTS
 from wsauth.commands.smoke import STEPS
 
@@ -171,10 +171,8 @@ def test_smoke_with_a_wrong_password_fails_and_skips_the_rest(
     assert lines[-1] == f"5 of {len(STEPS)} steps did not pass"
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(120)
-def test_connect_sends_lines_and_prints_the_echo(outputs_file: Path, user: CloudUser) -> None:
-    """Lines typed after the password are sent; the echo is printed; end of input exits 0."""
+def start_connect(outputs_file: Path, user: CloudUser) -> subprocess.Popen[str]:
+    """`wsauth connect` signed in and connected (its first echo received)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -194,14 +192,54 @@ def test_connect_sends_lines_and_prints_the_echo(outputs_file: Path, user: Cloud
         cwd=REPO_ROOT,
     )
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(f"{user.password}\nhello from a terminal\n")
+    process.stdin.write(f"{user.password}\nping\n")
     process.stdin.flush()
-    assert json.loads(process.stdout.readline()) == {"message": "hello from a terminal"}
-    process.stdin.close()  # Ctrl-D
+    assert json.loads(process.stdout.readline()) == {"message": "ping"}
+    return process
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_connect_sends_lines_and_prints_the_echo(outputs_file: Path, user: CloudUser) -> None:
+    """Lines after the password are sent and echoed on stdout; end of input (Ctrl-D) exits 0."""
+    process = start_connect(outputs_file, user)
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.close()
     assert process.wait(30) == 0
-    stderr = process.stderr.read() if process.stderr else ""
+    stderr = process.stderr.read()
     assert f"connected to {json.loads(outputs_file.read_text())['webSocketEndpoint']}" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_connect_exits_cleanly_on_ctrl_c(
+    local_cloud: LocalCloud, outputs_file: Path, user: CloudUser
+) -> None:
+    """Ctrl-C closes the connection (the table forgets it) and exits 0 without a traceback."""
+    process = start_connect(outputs_file, user)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    assert process.stderr is not None
+    assert "Traceback" not in process.stderr.read()
+    eventually(lambda: local_cloud.connections_of(user) == [])
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_connect_reports_a_close_by_the_server(
+    local_cloud: LocalCloud, outputs_file: Path, user: CloudUser
+) -> None:
+    """The gateway dropping the connection ends the command with one line and status 1."""
+    process = start_connect(outputs_file, user)
+    [item] = local_cloud.connections_of(user)
+    local_cloud.client("apigatewaymanagementapi").delete_connection(
+        ConnectionId=item["connectionId"]["S"]
+    )
+    assert process.wait(30) == 1
+    assert process.stderr is not None
+    last_line = process.stderr.read().strip().splitlines()[-1]
+    assert last_line.startswith("wsauth connect: the server closed the connection (code ")
 
 
 @pytest.mark.e2e
