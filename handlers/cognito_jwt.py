@@ -14,9 +14,10 @@ The rules follow awslabs/aws-jwt-verify and are, where it is lenient, stricter:
   string); ``nbf`` is honoured; a clock leeway (default 0) applies to both;
 * ``sub`` is a non-empty string; ``cognito:groups`` is a list of strings.
 
-python-jose is used where it is sharp-edge free: ``jose.jwk.construct`` builds each key
-object once per JWKS load, and the key's ``verify`` checks the RS256 signature. Every other
-check is ours, because ``jose.jwt.decode`` accepts HMAC with the public key when no
+python-jose is used where it is sharp-edge free: ``jose.jwk.construct(jwk, "RS256")`` builds
+each key once per JWKS load, and the ``cryptography`` key inside it verifies the RS256
+signature (PKCS#1 v1.5, SHA-256) with padding and hash objects built once. Every other check
+is ours, because ``jose.jwt.decode`` accepts HMAC with the public key when no
 ``algorithms`` are given, skips ``aud`` when the claim is absent and takes some non-numeric
 claims.
 
@@ -26,16 +27,17 @@ a verifier between threads must serialize calls.
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import binascii
 import json
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 from jose import jwk as jose_jwk
 
 __all__ = [
@@ -58,8 +60,12 @@ JWKS_FETCH_SECONDS = 1.5
 JWKS_REFETCH_INTERVAL_SECONDS = 10.0
 MIN_RSA_BITS = 2048
 DEFAULT_CACHE_SIZE = 1024
+_HEADER_CACHE_SIZE = 16
 
 _TOKEN_USES = frozenset({"id", "access"})
+# Built once: RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 3.3).
+_PKCS1V15 = PKCS1v15()
+_SHA256 = SHA256()
 _NUMBER_TYPES = (int, float)
 
 
@@ -75,8 +81,7 @@ class JwksUnavailable(Exception):
     """No usable key set could be obtained: the verifier cannot decide."""
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedToken:
+class VerifiedToken(NamedTuple):
     """What a verified token says about its user (never the whole claim set)."""
 
     sub: str
@@ -126,12 +131,26 @@ def _pool_region(user_pool_id: str) -> str:
     return region
 
 
+# base64url -> standard alphabet for binascii; "+", "/" and "=" map to "*", which strict mode
+# refuses, so only the URL-safe alphabet without padding gets through.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
+_PADDING = (b"", b"", b"==", b"=")
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The last character of a 2- or 3-character tail carries 4 or 2 unused bits that must be 0.
+_CANONICAL_LAST = (
+    frozenset(),
+    frozenset(),
+    frozenset(c for i, c in enumerate(_ALPHABET) if i & 0b1111 == 0),
+    frozenset(c for i, c in enumerate(_ALPHABET) if i & 0b11 == 0),
+)
+
+
 def b64url_decode(segment: bytes) -> bytes:
     """Decode canonical, unpadded base64url, refusing every other spelling.
 
-    ``base64.urlsafe_b64decode`` silently drops foreign characters and ignores the unused
-    low bits of the last character, so several strings decode to the same bytes; a token
-    could then be re-spelled and still verify. Re-encoding and comparing closes both holes.
+    ``base64.urlsafe_b64decode`` silently drops foreign characters, accepts padding and the
+    standard alphabet, and ignores the unused low bits of the last character, so several
+    strings decode to the same bytes: a token could be re-spelled and still verify.
 
     Args:
         segment: ASCII bytes of one JWT part.
@@ -142,10 +161,10 @@ def b64url_decode(segment: bytes) -> bytes:
     Raises:
         ValueError: the segment is not canonical base64url (binascii.Error is a ValueError).
     """
-    decoded = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != segment:
+    tail = len(segment) % 4
+    if tail == 1 or (tail and segment[-1] not in _CANONICAL_LAST[tail]):
         raise ValueError("not canonical base64url")
-    return decoded
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
 
 
 def _reject_constant(name: str) -> Any:
@@ -155,12 +174,19 @@ def _reject_constant(name: str) -> Any:
 # Python's json accepts NaN and Infinity (an Infinity ``exp`` would never expire); the
 # decoder is built once because json.loads builds a new one whenever it gets options.
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
+_scan_json = _JSON.scan_once
 
 
 def _json_object(segment: bytes) -> dict[str, Any]:
     # Strict UTF-8 first: json.loads(bytes) would also guess UTF-16/32 from the byte pattern.
-    value = _JSON.decode(b64url_decode(segment).decode("utf-8"))
-    if type(value) is not dict:
+    text = b64url_decode(segment).decode("utf-8")
+    # The scanner straight away (json's decode() adds a regex pass for surrounding
+    # whitespace, which tokens never carry, so it is refused here).
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text) or type(value) is not dict:
         raise ValueError("not a JSON object")
     return value
 
@@ -202,7 +228,7 @@ class JwksCache:
         self.max_bytes = max_bytes
         self.refetch_interval = refetch_interval
         self._clock = clock
-        # kid -> jose key object, or the reason code why that JWK cannot verify RS256.
+        # kid -> public key, or the reason code why that JWK cannot verify RS256.
         self._keys: dict[str, Any] | None = None
         self._last_attempt = -math.inf
         self.fetch_count = 0
@@ -225,7 +251,7 @@ class JwksCache:
             kid: the token header's key id.
 
         Returns:
-            A python-jose RSA key object.
+            The ``cryptography`` RSA public key python-jose built from the JWK.
 
         Raises:
             TokenRejected: the kid is unknown (after at most one throttled refetch) or names
@@ -390,10 +416,27 @@ def _rsa_key(entry: dict[str, Any]) -> Any:
     if modulus.bit_length() < MIN_RSA_BITS or exponent < 3 or exponent % 2 == 0:
         return "kid_weak_key"
     # Only n and e go to python-jose: a JWK that also carries "d" must not become a private key.
+    # The cryptography key inside is kept, so each verification is one call into OpenSSL.
     try:
-        return jose_jwk.construct({"kty": "RSA", "n": n, "e": e}, ALGORITHM)
+        return jose_jwk.construct({"kty": "RSA", "n": n, "e": e}, ALGORITHM).prepared_key
     except Exception:  # python-jose raises assorted types for bad numbers
         return "kid_malformed"
+
+
+def _check_header(header_b64: bytes) -> str:
+    try:
+        header = _json_object(header_b64)
+    except ValueError:
+        raise TokenRejected("malformed_header") from None
+    if header.get("alg") != ALGORITHM:
+        raise TokenRejected("alg_not_allowed")
+    if "crit" in header:
+        # RFC 7515 4.1.11: extensions we do not understand must make the token invalid.
+        raise TokenRejected("crit_not_supported")
+    kid = header.get("kid")
+    if type(kid) is not str or not kid:
+        raise TokenRejected("kid_missing")
+    return kid
 
 
 class CognitoJwtVerifier:
@@ -435,7 +478,8 @@ class CognitoJwtVerifier:
         self.leeway = float(leeway_seconds)
         self._client_claim = "aud" if token_use == "id" else "client_id"
         self._username_claim = "cognito:username" if token_use == "id" else "username"
-        self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+        self._cache: OrderedDict[str, VerifiedToken] = OrderedDict()
+        self._header_kids: dict[bytes, str] = {}
         self._cache_size = cache_size
         self._clock = clock
 
@@ -469,24 +513,26 @@ class CognitoJwtVerifier:
         """
         if type(token) is not str or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise TokenRejected("malformed")
+        now = self._clock()
+        # Keyed by the token itself: Python's (randomized) str hash costs less than SHA-256,
+        # and only verified tokens, a few KiB each, are ever stored.
+        cache = self._cache
+        cached = cache.get(token)
+        if cached is not None:
+            # A key removed from the JWKS since (rotation, revocation) voids its decisions.
+            if now < cached.exp + self.leeway and cached.kid in self.jwks:
+                cache.move_to_end(token)
+                return cached, True
+            del cache[token]
         try:
             raw = token.encode("ascii")
         except UnicodeEncodeError:
             raise TokenRejected("malformed") from None
-        now = self._clock()
-        digest = hashlib.sha256(raw).digest()
-        cached = self._cache.get(digest)
-        if cached is not None:
-            # A key removed from the JWKS since (rotation, revocation) voids its decisions.
-            if now < cached.exp + self.leeway and cached.kid in self.jwks:
-                self._cache.move_to_end(digest)
-                return cached, True
-            del self._cache[digest]
         verified = self._verify(raw, now)
         if self._cache_size > 0:
-            self._cache[digest] = verified
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            cache[token] = verified
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
         return verified, False
 
     def _verify(self, raw: bytes, now: float) -> VerifiedToken:
@@ -494,18 +540,14 @@ class CognitoJwtVerifier:
         if len(parts) != 3:
             raise TokenRejected("malformed")
         header_b64, payload_b64, signature_b64 = parts
-        try:
-            header = _json_object(header_b64)
-        except ValueError:
-            raise TokenRejected("malformed_header") from None
-        if header.get("alg") != ALGORITHM:
-            raise TokenRejected("alg_not_allowed")
-        if "crit" in header:
-            # RFC 7515 4.1.11: extensions we do not understand must make the token invalid.
-            raise TokenRejected("crit_not_supported")
-        kid = header.get("kid")
-        if type(kid) is not str or not kid:
-            raise TokenRejected("kid_missing")
+        # Cognito writes the same header for every token of a key: remember the few that
+        # passed the checks (bounded, so junk headers cannot grow it).
+        kid = self._header_kids.get(header_b64)
+        if kid is None:
+            kid = _check_header(header_b64)
+            if len(self._header_kids) >= _HEADER_CACHE_SIZE:
+                self._header_kids.clear()
+            self._header_kids[header_b64] = kid
         try:
             claims = _json_object(payload_b64)
             signature = b64url_decode(signature_b64)
@@ -514,51 +556,64 @@ class CognitoJwtVerifier:
 
         # Claims come before the signature so junk costs no RSA operation and no JWKS fetch.
         verified = self._check_claims(claims, now, kid)
-        key = self.jwks.key_for(kid)
-        if not key.verify(raw[: len(header_b64) + 1 + len(payload_b64)], signature):
-            raise TokenRejected("bad_signature")
+        public_key = self.jwks.key_for(kid)
+        try:
+            public_key.verify(
+                signature, raw[: len(header_b64) + 1 + len(payload_b64)], _PKCS1V15, _SHA256
+            )
+        except InvalidSignature:
+            raise TokenRejected("bad_signature") from None
         return verified
 
     def _check_claims(self, claims: dict[str, Any], now: float, kid: str) -> VerifiedToken:
+        # Written out flat: this runs for every fresh token, and each call or loop here costs
+        # a visible share of the time an RSA verify takes.
+        get = claims.get
         leeway = self.leeway
-        exp = claims.get("exp")
+        exp = get("exp")
         if exp is None:
             raise TokenRejected("exp_missing")
-        if not _is_number(exp):
+        if type(exp) is not int and not _is_number(exp):
             raise TokenRejected("exp_not_number")
         if now >= exp + leeway:
             raise TokenRejected("expired")
-        nbf = claims.get("nbf")
+        nbf = get("nbf")
         if nbf is not None:
             if not _is_number(nbf):
                 raise TokenRejected("nbf_not_number")
             if nbf - leeway > now:
                 raise TokenRejected("not_yet_valid")
-        iat = claims.get("iat")
-        if iat is not None and not _is_number(iat):
+        iat = get("iat")
+        if iat is not None and type(iat) is not int and not _is_number(iat):
             raise TokenRejected("iat_not_number")
-        for name in ("jti", "scope"):
-            value = claims.get(name)
-            if value is not None and type(value) is not str:
-                raise TokenRejected(f"{name}_not_string")
-        if claims.get("iss") != self.issuer:
+        jti = get("jti")
+        if jti is not None and type(jti) is not str:
+            raise TokenRejected("jti_not_string")
+        scope = get("scope")
+        if scope is not None and type(scope) is not str:
+            raise TokenRejected("scope_not_string")
+        if get("iss") != self.issuer:
             raise TokenRejected("iss_mismatch")
-        if claims.get("token_use") != self.token_use:
+        if get("token_use") != self.token_use:
             raise TokenRejected("token_use_mismatch")
-        client = claims.get(self._client_claim)
+        client = get(self._client_claim)
         # A str check first: a list (or any unhashable) must not reach the set lookup.
         if type(client) is not str or client not in self.client_ids:
             raise TokenRejected("client_mismatch")
-        sub = claims.get("sub")
+        sub = get("sub")
         if type(sub) is not str or not sub:
             raise TokenRejected("sub_missing")
-        username = claims.get(self._username_claim, "")
+        username = get(self._username_claim, "")
         if type(username) is not str:
             raise TokenRejected("username_not_string")
-        groups = claims.get("cognito:groups", ())
-        if type(groups) is not list and groups != ():
+        groups = get("cognito:groups", ())
+        if groups == ():
+            pass
+        elif type(groups) is not list:
             raise TokenRejected("groups_not_list")
-        for group in groups:
-            if type(group) is not str:
-                raise TokenRejected("groups_not_list")
-        return VerifiedToken(sub, username, tuple(groups), self.token_use, float(exp), kid)
+        else:
+            for group in groups:
+                if type(group) is not str:
+                    raise TokenRejected("groups_not_list")
+            groups = tuple(groups)
+        return VerifiedToken(sub, username, groups, self.token_use, exp, kid)

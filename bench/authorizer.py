@@ -1,0 +1,346 @@
+"""Benchmark of the authorizer: ``python -m bench.authorizer [--iterations N] [--profile]``.
+
+Measured in one run, against a JWKS served on loopback:
+
+* the handler's median time for a fresh valid token (a new token each time, so the cache of
+  verified tokens does not help; minting is not timed), next to the floor: a raw
+  ``cryptography`` RS256 verify of the same token's signing input. Target: at most 1.5x.
+* python-jose's ``jwt.decode`` on the same tokens, for comparison;
+* a repeated token (answered from the cache);
+* cold start: a new interpreter that imports the handler and makes its first decision
+  (JWKS fetch included), and the import time of each handler module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+POOL_ID = "eu-west-1_BenchPool1"
+ISSUER = f"https://cognito-idp.eu-west-1.amazonaws.com/{POOL_ID}"
+CLIENT_ID = "benchclient1234567890"
+KID = "bench-kid"
+METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/$connect"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Signer:
+    """An RSA-2048 pool key and the tokens it signs, shaped like Cognito ID tokens."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = self.key.public_key().public_numbers()
+        self.jwk = {
+            "alg": "RS256",
+            "e": _b64(numbers.e.to_bytes(3, "big")),
+            "kid": KID,
+            "kty": "RSA",
+            "n": _b64(numbers.n.to_bytes(256, "big")),
+            "use": "sig",
+        }
+        self.header = _b64(json.dumps({"kid": KID, "alg": "RS256"}).encode())
+
+    def token(self) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": str(uuid.uuid4()),
+            "cognito:groups": ["admins"],
+            "email_verified": True,
+            "iss": ISSUER,
+            "cognito:username": "bench-user",
+            "origin_jti": str(uuid.uuid4()),
+            "aud": CLIENT_ID,
+            "event_id": str(uuid.uuid4()),
+            "token_use": "id",
+            "auth_time": now,
+            "exp": now + 3600,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "email": "bench@example.com",
+        }
+        signing_input = f"{self.header}.{_b64(json.dumps(claims).encode())}"
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64(signature)}"
+
+
+def serve_jwks(jwk: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
+    """Serve ``{"keys": [jwk]}`` on 127.0.0.1 (port 0) from a daemon thread."""
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/{POOL_ID}/.well-known/jwks.json"
+
+
+def _env(jwks_url: str) -> dict[str, str]:
+    return {
+        "USER_POOL_ID": POOL_ID,
+        "APP_CLIENT_ID": CLIENT_ID,
+        "TOKEN_USE": "id",
+        "JWKS_URL": jwks_url,
+    }
+
+
+def _event(token: str) -> dict[str, Any]:
+    return {
+        "type": "REQUEST",
+        "methodArn": METHOD_ARN,
+        "queryStringParameters": {"idToken": token},
+        "requestContext": {"connectionId": "L0SM9cOFvHcCIhw=", "routeKey": "$connect"},
+    }
+
+
+def _timed(function: Any, inputs: list[Any]) -> list[float]:
+    samples = []
+    for value in inputs:
+        started = time.perf_counter()
+        function(value)
+        samples.append((time.perf_counter() - started) * 1e6)
+    return samples
+
+
+def warm_figures(
+    signer: Signer, jwks_url: str, iterations: int, rounds: int = 5
+) -> dict[str, float]:
+    """Median microseconds of the handler, the floor, jose's decode and a repeated token.
+
+    Tokens are minted beforehand (minting is not timed); each contender then runs over the
+    same tokens in blocks, the blocks alternating over ``rounds`` so that drift from other
+    load on the machine spreads evenly over all of them.
+    """
+    from jose import jwt as jose_jwt
+
+    os.environ.update(_env(jwks_url))
+    from handlers import authorizer
+
+    authorizer.reset()
+    public_key = signer.key.public_key()
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+    def floor(token: str) -> None:
+        # The floor is the RSA operation alone: signature already decoded, input split off.
+        signing_input, signature = prepared[token]
+        public_key.verify(signature, signing_input, pkcs1, sha256)
+
+    def jose_decode(token: str) -> None:
+        jose_jwt.decode(token, signer.jwk, algorithms=["RS256"], audience=CLIENT_ID, issuer=ISSUER)
+
+    def handler(event: dict[str, Any]) -> None:
+        answer = authorizer.handler(event, None)
+        if answer["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+            raise AssertionError(answer)
+
+    figures: dict[str, list[float]] = {"handler": [], "floor": [], "jose": [], "repeated": []}
+    real_stdout = sys.stdout
+    with open(os.devnull, "w") as devnull:
+        # The handler logs one line per decision; Lambda sends it down a pipe, here to /dev/null.
+        sys.stdout = devnull
+        try:
+            handler(_event(signer.token()))  # the cold decision: loads the JWKS
+            repeated = _event(signer.token())
+            handler(repeated)
+            per_round = max(1, iterations // rounds)
+            for round_number in range(rounds):
+                tokens = [signer.token() for _ in range(per_round)]
+                prepared = {}
+                for token in tokens:
+                    signing_input, _, signature_b64 = token.rpartition(".")
+                    signature = base64.urlsafe_b64decode(signature_b64 + "==")
+                    prepared[token] = (signing_input.encode(), signature)
+                events = [_event(token) for token in tokens]
+                contenders = [
+                    ("handler", handler, events),
+                    ("floor", floor, tokens),
+                    ("jose", jose_decode, tokens),
+                    ("repeated", handler, [repeated] * per_round),
+                ]
+                if round_number % 2:
+                    contenders.reverse()
+                for name, function, inputs in contenders:
+                    figures[name] += _timed(function, inputs)
+        finally:
+            sys.stdout = real_stdout
+    return {name: statistics.median(samples) for name, samples in figures.items()}
+
+
+_COLD_CHILD = """
+import json, os, sys, time
+started = time.perf_counter()
+from handlers.authorizer import handler
+imported = time.perf_counter()
+query = {"idToken": os.environ["BENCH_TOKEN"]}
+answer = handler({"methodArn": "arn:x", "queryStringParameters": query}, None)
+decided = time.perf_counter()
+sys.stderr.write(json.dumps({
+    "effect": answer["policyDocument"]["Statement"][0]["Effect"],
+    "import_ms": (imported - started) * 1000,
+    "first_decision_ms": (decided - imported) * 1000,
+    "boto3": "boto3" in sys.modules,
+}) + "\\n")
+"""
+
+
+def cold_start(signer: Signer, jwks_url: str, runs: int) -> dict[str, Any]:
+    """New interpreter -> first decision, median over ``runs``, next to a bare interpreter."""
+    env = {**os.environ, **_env(jwks_url), "PYTHONDONTWRITEBYTECODE": "1"}
+    total_ms: list[float] = []
+    import_ms: list[float] = []
+    decision_ms: list[float] = []
+    bare_ms: list[float] = []
+    boto3_loaded = False
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, cwd=ROOT)
+        bare_ms.append((time.perf_counter() - started) * 1000)
+
+        env["BENCH_TOKEN"] = signer.token()
+        started = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, "-c", _COLD_CHILD],
+            check=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        total_ms.append((time.perf_counter() - started) * 1000)
+        report = json.loads(child.stderr.strip().splitlines()[-1])
+        assert report["effect"] == "Allow", report
+        import_ms.append(report["import_ms"])
+        decision_ms.append(report["first_decision_ms"])
+        boto3_loaded = boto3_loaded or report["boto3"]
+    return {
+        "process_ms": statistics.median(total_ms),
+        "bare_ms": statistics.median(bare_ms),
+        "import_ms": statistics.median(import_ms),
+        "first_decision_ms": statistics.median(decision_ms),
+        "boto3": boto3_loaded,
+    }
+
+
+def import_time_ms(module: str, runs: int) -> float | None:
+    """Median cumulative import time of ``module`` from ``python -X importtime``, in ms."""
+    if not (ROOT / (module.replace(".", "/") + ".py")).exists():
+        return None
+    samples = []
+    for _ in range(runs):
+        child = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        for line in child.stderr.splitlines():
+            fields = [f.strip() for f in line.split("|")]
+            if len(fields) == 3 and fields[2] == module:
+                samples.append(int(fields[1]) / 1000)
+    return statistics.median(samples) if samples else None
+
+
+def profile(signer: Signer, iterations: int) -> None:
+    """Print where the handler's time goes for fresh tokens."""
+    import cProfile
+    import pstats
+
+    from handlers import authorizer
+
+    events = [_event(signer.token()) for _ in range(iterations)]
+    real_stdout = sys.stdout
+    profiler = cProfile.Profile()
+    with open(os.devnull, "w") as devnull:
+        sys.stdout = devnull
+        try:
+            profiler.enable()
+            for event in events:
+                authorizer.handler(event, None)
+            profiler.disable()
+        finally:
+            sys.stdout = real_stdout
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.authorizer")
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--cold-runs", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="cProfile the fresh-token path")
+    args = parser.parse_args(argv)
+
+    signer = Signer()
+    server, jwks_url = serve_jwks(signer.jwk)
+    try:
+        warm = warm_figures(signer, jwks_url, args.iterations)
+        cold = cold_start(signer, jwks_url, args.cold_runs)
+        imports = {
+            name: import_time_ms(name, args.cold_runs)
+            for name in ("handlers.authorizer", "handlers.websocket")
+        }
+        if args.profile:
+            profile(signer, args.iterations)
+    finally:
+        server.shutdown()
+
+    floor = warm["floor"]
+    rows = [
+        ("floor: cryptography RS256 verify", f"{floor:.1f} µs", "1.00x"),
+        ("handler, fresh token", f"{warm['handler']:.1f} µs", f"{warm['handler'] / floor:.2f}x"),
+        ("python-jose jwt.decode", f"{warm['jose']:.1f} µs", f"{warm['jose'] / floor:.2f}x"),
+        (
+            "handler, repeated token (cache)",
+            f"{warm['repeated']:.1f} µs",
+            f"{warm['repeated'] / floor:.2f}x",
+        ),
+        ("cold start: new process -> first decision", f"{cold['process_ms']:.1f} ms", ""),
+        ("  bare interpreter (python -c pass)", f"{cold['bare_ms']:.1f} ms", ""),
+        ("  import handlers.authorizer (in process)", f"{cold['import_ms']:.1f} ms", ""),
+        ("  first decision incl. JWKS fetch", f"{cold['first_decision_ms']:.1f} ms", ""),
+    ]
+    for name, ms in imports.items():
+        shown = "absent" if ms is None else f"{ms:.1f} ms"
+        rows.append((f"import {name} (-X importtime)", shown, ""))
+    rows.append(("boto3 imported by the authorizer", "yes" if cold["boto3"] else "no", ""))
+
+    print(f"python {sys.version.split()[0]}, {args.iterations} iterations, medians")
+    width = max(len(r[0]) for r in rows)
+    for label, value, ratio in rows:
+        print(f"{label:<{width}}  {value:>10}  {ratio:>6}")
+    verdict = "met" if warm["handler"] <= 1.5 * floor else "MISSED"
+    print(f"target handler <= 1.5x floor: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
