@@ -67,6 +67,7 @@ class Request:
     """Header names as the client spelled them, in order (AWS events keep the spelling)."""
     by_name: dict[str, str]
     """Last value of each header, by lower-cased name."""
+    version: str = "HTTP/1.1"
 
     def header(self, name: str) -> str | None:
         """Return the last value of a header, matched case-insensitively, or None."""
@@ -79,8 +80,10 @@ class Request:
     @property
     def keep_alive(self) -> bool:
         """Whether the client wants the connection kept open after the response."""
-        connection = self.header("Connection")
-        return connection is None or "close" not in connection.lower()
+        connection = (self.header("Connection") or "").lower()
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in connection
+        return "close" not in connection
 
     def content_length(self) -> int:
         """Return the body length the head announces (0 when none).
@@ -126,13 +129,19 @@ def parse_head(head: bytes) -> Request:
         if not sep or not name or name != name.strip() or " " in name:
             raise HttpError(400, "malformed header line")
         value = value.strip(" \t")
+        lowered = name.lower()
+        # Two different lengths let a proxy and us disagree on where the body ends.
+        if lowered == "content-length" and by_name.get(lowered, value) != value:
+            raise HttpError(400, "conflicting Content-Length headers")
         headers.append((name, value))
-        by_name[name.lower()] = value
+        by_name[lowered] = value
     raw_path, _, query = target.partition("?")
     if not raw_path.startswith("/"):
         raise HttpError(400, "request target must be an absolute path")
     path = unquote(raw_path) if "%" in raw_path else raw_path
-    return Request(method=method, path=path, query=query, headers=headers, by_name=by_name)
+    return Request(
+        method=method, path=path, query=query, headers=headers, by_name=by_name, version=version
+    )
 
 
 def response(

@@ -956,6 +956,11 @@ def test_post_to_a_client_that_does_not_read_is_bounded_with_429() -> None:
         (b"POST /prod/@connections/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
         (b"POST /prod/@connections/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
         (
+            b"POST /prod/@connections/x HTTP/1.1\r\nContent-Length: 1\r\n"
+            b"Content-Length: 2\r\n\r\nab",
+            400,
+        ),
+        (
             b"PUT /prod/@connections/x HTTP/1.1\r\nAuthorization: "
             + SIGNED.encode()
             + b"\r\nContent-Length: 0\r\n\r\n",
@@ -979,6 +984,7 @@ def test_post_to_a_client_that_does_not_read_is_bounded_with_429() -> None:
         "head-too-large",
         "chunked",
         "bad-length",
+        "two-lengths",
         "put",
         "post-upgrade",
         "old-version",
