@@ -798,11 +798,12 @@ def test_messages_reset_the_idle_timer() -> None:
         async def ws(event: dict[str, Any]) -> Any:
             return {"statusCode": 200}
 
-        api = make_api(limits=Limits(idle_timeout_seconds=0.5))
+        # Idle 1 s, traffic every 0.1 s for 2 s: generous enough for a loaded machine.
+        api = make_api(limits=Limits(idle_timeout_seconds=1.0))
         async with serving({"ws": ws}, api) as stack, connect(stack.url()) as client:
             await connection_id_of(stack)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 1.5
+            deadline = loop.time() + 2.0
             while loop.time() < deadline:
                 await client.send("keep")
                 await stack.invoker.next_event("ws")
@@ -830,7 +831,7 @@ def test_function_failure_answers_internal_server_error_and_stays_open(failure: 
             return {"statusCode": 200}
 
         stack_ref: list[Stack] = []
-        api = make_api(limits=Limits(integration_timeout_seconds=0.3))
+        api = make_api(limits=Limits(integration_timeout_seconds=1.0))
         async with serving({"ws": ws}, api) as stack, connect(stack.url()) as client:
             stack_ref.append(stack)
             connection_id = await connection_id_of(stack)
