@@ -177,7 +177,7 @@ def warm_figures(
                     signature = base64.urlsafe_b64decode(signature_b64 + "==")
                     prepared[token] = (signing_input.encode(), signature)
                 events = [_event(token) for token in tokens]
-                contenders = [
+                contenders: list[tuple[str, Any, list[Any]]] = [
                     ("handler", handler, events),
                     ("floor", floor, tokens),
                     ("jose", jose_decode, tokens),

@@ -137,7 +137,7 @@ _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
 _PADDING = (b"", b"", b"==", b"=")
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # The last character of a 2- or 3-character tail carries 4 or 2 unused bits that must be 0.
-_CANONICAL_LAST = (
+_CANONICAL_LAST: tuple[frozenset[int], ...] = (
     frozenset(),
     frozenset(),
     frozenset(c for i, c in enumerate(_ALPHABET) if i & 0b1111 == 0),
@@ -174,7 +174,7 @@ def _reject_constant(name: str) -> Any:
 # Python's json accepts NaN and Infinity (an Infinity ``exp`` would never expire); the
 # decoder is built once because json.loads builds a new one whenever it gets options.
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
-_scan_json = _JSON.scan_once
+_scan_json = _JSON.scan_once  # type: ignore[attr-defined]
 
 
 def _json_object(segment: bytes) -> dict[str, Any]:
@@ -221,8 +221,12 @@ class JwksCache:
             refetch_interval: minimum seconds between fetches caused by unknown kids.
             clock: monotonic clock, injectable for tests.
         """
-        if not url.startswith(("https://", "http://")):
-            raise ValueError(f"JWKS URL must be http(s), got {url!r}")
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(url)
+        # An empty host would make http.client dial localhost.
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"JWKS URL must be an http(s) URL with a host, got {url!r}")
         self.url = url
         self.fetch_seconds = fetch_seconds
         self.max_bytes = max_bytes

@@ -529,8 +529,9 @@ def test_verifier_rejects_bad_settings() -> None:
     ):
         with pytest.raises(ValueError):
             CognitoJwtVerifier(**{**good, **bad})
-    with pytest.raises(ValueError):
-        JwksCache("file:///etc/passwd")
+    for url in ("file:///etc/passwd", "http:///jwks.json", "jwks.json"):
+        with pytest.raises(ValueError):
+            JwksCache(url)
 
 
 def test_claim_set_is_not_kept(jwt_kit: Any, make_verifier: Any) -> None:
