@@ -584,7 +584,8 @@ class Realizer(pulumi.runtime.Mocks):
         """Raise `RealizeError` naming every resource that could not be realized."""
         problems = []
         if self.unsupported:
-            problems.append("unsupported: " + ", ".join(self.unsupported))
+            # Sorted: resources register from a thread pool, so arrival order varies.
+            problems.append("unsupported: " + ", ".join(sorted(self.unsupported)))
         problems.extend(self.failures)
         if problems:
             raise RealizeError("cannot run this program locally; " + "; ".join(problems))
