@@ -224,8 +224,8 @@ class JwksCache:
         import urllib.parse
 
         parts = urllib.parse.urlsplit(url)
-        # An empty host would make http.client dial localhost.
-        if parts.scheme not in ("https", "http") or not parts.hostname:
+        # An empty host would make http.client dial localhost; .port raises on a bad port.
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.port == 0:
             raise ValueError(f"JWKS URL must be an http(s) URL with a host, got {url!r}")
         self.url = url
         self.fetch_seconds = fetch_seconds
@@ -242,11 +242,6 @@ class JwksCache:
         """Whether ``kid`` names a usable key in the cached set (never fetches)."""
         key = self._keys.get(kid) if self._keys is not None else None
         return key is not None and type(key) is not str
-
-    @property
-    def loaded(self) -> bool:
-        """Whether a key set has been loaded at least once."""
-        return self._keys is not None
 
     def key_for(self, kid: str) -> Any:
         """Return the verification key for ``kid``.

@@ -529,7 +529,7 @@ def test_verifier_rejects_bad_settings() -> None:
     ):
         with pytest.raises(ValueError):
             CognitoJwtVerifier(**{**good, **bad})
-    for url in ("file:///etc/passwd", "http:///jwks.json", "jwks.json"):
+    for url in ("file:///etc/passwd", "http:///jwks.json", "jwks.json", "http://h:x/jwks.json"):
         with pytest.raises(ValueError):
             JwksCache(url)
 

@@ -303,3 +303,16 @@ def test_logs_never_hold_token_or_claims(
             assert part not in output
     for claim in ("alice@example.com", "alice", "admins", jwt_kit.issuer, jwt_kit.client_id):
         assert claim not in output
+
+
+def test_imports_no_boto3() -> None:
+    """The authorizer's cold start imports neither boto3 nor botocore (nor an HTTP client yet)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, handlers.authorizer; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'http.client') if m in sys.modules))"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "[]"
