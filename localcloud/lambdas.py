@@ -185,6 +185,9 @@ class _FunctionPool:
         except (asyncio.IncompleteReadError, TimeoutError) as exc:
             await self._discard(worker)
             raise FunctionError("WorkerDied", f"{worker.label} did not start") from exc
+        except BaseException:  # cancelled while starting (the gateway gave up): no orphan
+            await self._discard(worker)
+            raise
         if "error" in ready:
             await self._discard(worker)
             error = ready["error"]
