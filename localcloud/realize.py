@@ -27,6 +27,7 @@ from typing import Any
 import pulumi
 
 from localcloud.lambdas import FunctionSpec, unpack_archive
+from localcloud.permissions import InvokePermission
 from localcloud.spec import ApiSpec, AuthorizerSpec, Limits, RouteSpec
 
 __all__ = [
@@ -49,7 +50,6 @@ _RECORDED = {
     "aws:iam/policy:Policy",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:cloudwatch/logGroup:LogGroup",
-    "aws:lambda/permission:Permission",
     "aws:apigatewayv2/deployment:Deployment",
     "aws:apigatewayv2/routeResponse:RouteResponse",
     "aws:apigatewayv2/integrationResponse:IntegrationResponse",
@@ -69,6 +69,12 @@ class RealizedStack:
     api: ApiSpec
     functions: dict[str, FunctionSpec]
     region: str
+    permissions: list[InvokePermission] = field(default_factory=list)
+    """The functions' invoke permissions (API Gateway is refused without one)."""
+    execution_arn: str = ""
+    """The API's `arn:aws:execute-api:…:{api_id}`: the prefix of every invocation's source."""
+    authorizer_id: str | None = None
+    """The `$connect` authorizer's id, if any."""
     resources: list[tuple[str, str]] = field(default_factory=list)
     """(type, name) of every resource, in declaration order, for the summary."""
 
@@ -170,6 +176,8 @@ class Realizer(pulumi.runtime.Mocks):
         self.authorizers: dict[str, dict[str, Any]] = {}
         self.routes: list[dict[str, Any]] = []
         self.stages: list[dict[str, Any]] = []
+        self.permissions: list[InvokePermission] = []
+        self.connect_authorizer_id: str | None = None
         self.resources: list[tuple[str, str]] = []
         self.unsupported: list[str] = []
         self.failures: list[str] = []
@@ -242,6 +250,7 @@ class Realizer(pulumi.runtime.Mocks):
             "aws:apigatewayv2/integration:Integration": self._integration,
             "aws:apigatewayv2/route:Route": self._route,
             "aws:apigatewayv2/stage:Stage": self._stage,
+            "aws:lambda/permission:Permission": self._permission,
         }
 
     def _user_pool(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -503,6 +512,22 @@ class Realizer(pulumi.runtime.Mocks):
             "invokeUrl": (f"wss://{api_id}.execute-api.{self.region}.amazonaws.com/{stage_name}"),
         }
 
+    def _permission(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        # `function` may be a name, an ARN, or a qualified ARN; Lambda accepts all three.
+        function = str(inputs.get("function") or "")
+        if function.startswith("arn:"):
+            function = function.split(":function:", 1)[-1].split(":", 1)[0]
+        self.permissions.append(
+            InvokePermission(
+                function_name=function,
+                action=str(inputs.get("action") or ""),
+                principal=str(inputs.get("principal") or ""),
+                source_arn=inputs.get("sourceArn") or None,
+            )
+        )
+        statement_id = inputs.get("statementId") or _auto_name(name)
+        return statement_id, {**inputs, "id": statement_id, "statementId": statement_id}
+
     def _record(self, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         resource_name = inputs.get("name") or _auto_name(name)
         outputs = {**inputs, "id": resource_name, "name": resource_name}
@@ -555,6 +580,7 @@ class Realizer(pulumi.runtime.Mocks):
                     raise RealizeError("$connect names an unknown authorizer")
                 if authorizer.get("authorizerType") != "REQUEST":
                     raise RealizeError("only REQUEST authorizers run on WebSocket APIs")
+                self.connect_authorizer_id = route["authorizerId"]
                 connect_authorizer = AuthorizerSpec(
                     name=authorizer["name"],
                     function_name=self._function_for_uri(authorizer["authorizerUri"]),
@@ -687,10 +713,14 @@ def realize_program(
         }
 
     outputs = _sync_await(resolve())
+    api = realizer.api_spec(limits or Limits())
     return RealizedStack(
         outputs=outputs,
-        api=realizer.api_spec(limits or Limits()),
+        api=api,
         functions=realizer.functions,
         region=aws.region,
+        permissions=realizer.permissions,
+        execution_arn=f"arn:aws:execute-api:{aws.region}:{ACCOUNT_ID}:{api.api_id}",
+        authorizer_id=realizer.connect_authorizer_id,
         resources=realizer.resources,
     )

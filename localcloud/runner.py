@@ -193,6 +193,7 @@ async def _serve(
 ) -> int:
     from localcloud.gateway import Gateway
     from localcloud.lambdas import LambdaRuntime
+    from localcloud.permissions import PermissionCheckingInvoker
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -204,9 +205,16 @@ async def _serve(
         max_workers=options.max_workers,
         runtime_environment=_lambda_environment(realized.region, aws.endpoint),
     )
+    invoker = PermissionCheckingInvoker(
+        lambdas,
+        realized.permissions,
+        execution_arn=realized.execution_arn,
+        stage=realized.api.stage,
+        authorizer_id=realized.authorizer_id,
+    )
     gateway = Gateway(
         realized.api,
-        lambdas,
+        invoker,
         region=realized.region,
         host=options.host,
         port=options.port if options.port else 0,

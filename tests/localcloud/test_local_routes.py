@@ -1,7 +1,8 @@
 """End to end with a program that adds routes: a custom route shows up; failing handlers are 500s.
 
-The program (`programs/custom_route/`) is the project's `__main__.py` plus three routes whose
-functions crash, hang past their 1-second timeout, and answer through `@connections`.
+The program (`programs/custom_route/`) is the project's `__main__.py` plus routes whose functions
+crash, hang past their 1-second timeout, answer through `@connections`, and one wired without
+an invoke permission.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ def test_custom_route_reaches_its_own_function(routed_cloud: LocalCloud, user: C
     assert answer["functionName"].startswith("test-whoami")
 
 
-@pytest.mark.parametrize("action", ["crash", "hang"])
+@pytest.mark.parametrize("action", ["crash", "hang", "unpermitted"])
 def test_failing_handler_gives_internal_server_error_and_the_connection_stays(
     routed_cloud: LocalCloud, user: CloudUser, action: str
 ) -> None:
-    """A handler that raises or outlives its timeout answers 500; the connection still works."""
+    """A handler that raises, outlives its timeout or may not be invoked answers 500; the
+    connection still works."""
 
     async def scenario() -> tuple[Any, Any]:
         url = routed_cloud.websocket_url(routed_cloud.id_token(user))
@@ -68,5 +70,9 @@ def test_failing_handler_gives_internal_server_error_and_the_connection_stays(
     assert failure["message"] == "Internal server error"
     assert failure["connectionId"] and failure["requestId"]
     assert echo == {"message": json.dumps({"action": "echo-after-failure"})}
-    expected = "Unhandled" if action == "crash" else "TimeoutError"
+    expected = {
+        "crash": "RuntimeError: this handler always fails",
+        "hang": "TimeoutError",
+        "unpermitted": "no permission lets apigateway.amazonaws.com invoke",
+    }[action]
     assert expected in routed_cloud.log_text()

@@ -52,3 +52,27 @@ for route_key, handler, timeout in (
         timeout=timeout,
     )
     api.add_route(route_key, function)
+
+# A route wired by hand without an `aws.lambda_.Permission`: AWS refuses to invoke its function
+# (a 500 for the client), and so must the local cloud.
+unpermitted = aws.lambda_.Function(
+    "test-unpermitted",
+    role=role.arn,
+    code=code,
+    handler="testfns.whoami",
+    runtime=config.require("lambdaRuntime"),
+    timeout=5,
+)
+integration = aws.apigatewayv2.Integration(
+    "test-unpermitted-integration",
+    api_id=api.api_id,
+    integration_type="AWS_PROXY",
+    integration_method="POST",
+    integration_uri=unpermitted.invoke_arn,
+)
+aws.apigatewayv2.Route(
+    "test-unpermitted-route",
+    api_id=api.api_id,
+    route_key="unpermitted",
+    target=pulumi.Output.concat("integrations/", integration.id),
+)
