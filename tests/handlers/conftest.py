@@ -376,7 +376,7 @@ def make_verifier(jwks_server: JwksServer, clock: FakeClock) -> Any:
     def build(**options: Any) -> Any:
         jwks = JwksCache(
             options.pop("jwks_url", jwks_server.url),
-            fetch_seconds=options.pop("fetch_seconds", 0.5),
+            fetch_seconds=options.pop("fetch_seconds", 2.0),
             clock=clock,
         )
         settings: dict[str, Any] = {
