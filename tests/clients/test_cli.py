@@ -218,7 +218,7 @@ def test_connect_exits_cleanly_on_ctrl_c(
 ) -> None:
     """Ctrl-C closes the connection (the table forgets it) and exits 0 without a traceback."""
     process = start_connect(outputs_file, user)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     assert process.wait(30) == 0
     assert process.stderr is not None
     assert "Traceback" not in process.stderr.read()
@@ -321,8 +321,9 @@ def test_notify_a_user_without_connections(outputs_file: Path, user: CloudUser) 
 
 
 @pytest.mark.timeout(60)
-def test_web_serves_the_page_until_ctrl_c(tmp_path: Path) -> None:
-    """`wsauth web` prints the page's URL, serves its settings, and exits 0 on Ctrl-C."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_web_serves_the_page_until_stopped(tmp_path: Path, stop: signal.Signals) -> None:
+    """`wsauth web` prints the page's URL, serves its settings, exits 0 on Ctrl-C or SIGTERM."""
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(LOCAL_OUTPUTS))
     process = subprocess.Popen(
@@ -337,5 +338,5 @@ def test_web_serves_the_page_until_ctrl_c(tmp_path: Path) -> None:
     with urllib.request.urlopen(url + "config.json", timeout=10) as response:
         config = json.loads(response.read())
     assert config["webSocketEndpoint"] == LOCAL_OUTPUTS["webSocketEndpoint"]
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     assert process.wait(30) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 
 from wsauth.cli import CommandError
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     print(server.url, flush=True)
     print_status(f"serving the page for {outputs.websocket_endpoint}; Ctrl-C stops")
+    # SIGTERM (a service manager, `kill`) stops as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -60,3 +63,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
