@@ -218,7 +218,7 @@ def test_connect_exits_cleanly_on_ctrl_c(
 ) -> None:
     """Ctrl-C closes the connection (the table forgets it) and exits 0 without a traceback."""
     process = start_connect(outputs_file, user)
-    process.send_signal(stop)
+    process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
     assert process.stderr is not None
     assert "Traceback" not in process.stderr.read()
