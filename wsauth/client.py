@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from wsauth.outputs import StackOutputs
@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
 __all__ = [
+    "SUBPROTOCOL",
     "TOKEN_QUERY_KEY",
     "ClientError",
+    "HandshakeRefused",
+    "TokenSource",
     "Tokens",
     "describe_aws_error",
     "forge_signature",
@@ -33,7 +36,11 @@ __all__ = [
 ]
 
 TOKEN_QUERY_KEY = "idToken"
-"""The authorizer's default token source (config `tokenQueryKey`)."""
+"""The query string key the authorizer reads by default (config `tokenQueryKey`)."""
+SUBPROTOCOL = "wsauth"
+"""The subprotocol `$connect` chooses when the token travels in `Sec-WebSocket-Protocol`."""
+
+TokenSource = Literal["query", "protocol"]
 
 # Cognito error codes → what to tell the person (UserNotFound reads as a wrong password, as
 # Cognito itself does when user-existence errors are off).
@@ -208,38 +215,97 @@ _REFUSALS = {
 }
 
 
-async def open_socket(
-    outputs: StackOutputs, id_token: str | None, *, timeout: float = 10
+class HandshakeRefused(ClientError):
+    """The API answered the WebSocket handshake with an HTTP error."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(_REFUSALS.get(status, f"the API refused the connection (HTTP {status})"))
+        self.status = status
+
+
+async def _handshake(
+    outputs: StackOutputs, token: str | None, token_source: TokenSource, timeout: float
 ) -> ClientConnection:
-    """Open the API's WebSocket.
-
-    Args:
-        outputs: The stack.
-        id_token: The token to present (None: none).
-        timeout: Seconds to wait for the handshake.
-
-    Returns:
-        The open connection.
-
-    Raises:
-        ClientError: The handshake was refused (with its status) or the API is unreachable.
-    """
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+    from websockets.typing import Subprotocol
 
+    if token is not None and token_source == "protocol":
+        # As browsers must: the token rides as a second offered subprotocol, `$connect`
+        # chooses `wsauth`.
+        url = outputs.websocket_endpoint
+        subprotocols = [Subprotocol(SUBPROTOCOL), Subprotocol(token)]
+    else:
+        url = websocket_url(outputs, token)
+        subprotocols = None
     try:
-        return await connect(websocket_url(outputs, id_token), open_timeout=timeout)
+        return await connect(url, subprotocols=subprotocols, open_timeout=timeout)
     except InvalidStatus as error:
-        status = error.response.status_code
-        raise ClientError(
-            _REFUSALS.get(status, f"the API refused the connection (HTTP {status})")
-        ) from None
+        raise HandshakeRefused(int(error.response.status_code)) from None
     except InvalidURI:
         raise ClientError(
             f"webSocketEndpoint {outputs.websocket_endpoint!r} is not a WebSocket URL"
         ) from None
     except (OSError, InvalidHandshake) as error:
         raise _unreachable(outputs, error) from None
+
+
+async def open_socket(
+    outputs: StackOutputs, id_token: str | None, *, timeout: float = 10
+) -> tuple[ClientConnection, TokenSource]:
+    """Open the API's WebSocket, presenting the token where the stack's authorizer reads it.
+
+    The outputs do not say where that is (config `tokenSource`): the query string by default,
+    or the `Sec-WebSocket-Protocol` header. A 401 means the authorizer found no token where
+    it looks, so after a 401 with the token in the query string, the header is tried.
+
+    Args:
+        outputs: The stack.
+        id_token: The token to present (None: none).
+        timeout: Seconds to wait for each handshake.
+
+    Returns:
+        The open connection, and where the token went (`query` or `protocol`).
+
+    Raises:
+        HandshakeRefused: The handshake was refused (the message says why).
+        ClientError: The API is unreachable.
+    """
+    try:
+        return await _handshake(outputs, id_token, "query", timeout), "query"
+    except HandshakeRefused as refused:
+        if refused.status != 401 or id_token is None:
+            raise
+    return await _handshake(outputs, id_token, "protocol", timeout), "protocol"
+
+
+async def handshake_status(
+    outputs: StackOutputs,
+    token: str | None,
+    *,
+    token_source: TokenSource = "query",
+    timeout: float = 10,
+) -> int:
+    """Try a handshake and report its HTTP status (101 when the API accepted it).
+
+    Args:
+        outputs: The stack.
+        token: The token to present, or None.
+        token_source: Where to put it: `query` (string) or `protocol` (header).
+        timeout: Seconds to wait for the handshake.
+
+    Returns:
+        101 if the connection opened (it is closed at once), else the refusal's status.
+
+    Raises:
+        ClientError: The API is unreachable.
+    """
+    try:
+        connection = await _handshake(outputs, token, token_source, timeout)
+    except HandshakeRefused as refused:
+        return refused.status
+    await connection.close()
+    return 101
 
 
 def _unreachable(outputs: StackOutputs, error: Exception) -> ClientError:
@@ -252,32 +318,6 @@ def _unreachable(outputs: StackOutputs, error: Exception) -> ClientError:
     return ClientError(
         f"stack unreachable: cannot connect to {outputs.websocket_endpoint} ({reason})"
     )
-
-
-async def handshake_status(outputs: StackOutputs, token: str | None, *, timeout: float = 10) -> int:
-    """Try a handshake and report its HTTP status (101 when the API accepted it).
-
-    Args:
-        outputs: The stack.
-        token: The token to present, or None.
-        timeout: Seconds to wait for the handshake.
-
-    Returns:
-        101 if the connection opened (it is closed at once), else the refusal's status.
-
-    Raises:
-        ClientError: The API is unreachable.
-    """
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidHandshake, InvalidStatus
-
-    try:
-        async with connect(websocket_url(outputs, token), open_timeout=timeout):
-            return 101
-    except InvalidStatus as error:
-        return int(error.response.status_code)
-    except (OSError, InvalidHandshake) as error:
-        raise _unreachable(outputs, error) from None
 
 
 def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:

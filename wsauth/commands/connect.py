@@ -62,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     async def talk() -> int:
         try:
-            socket = await open_socket(outputs, tokens.id_token)
+            socket, token_source = await open_socket(outputs, tokens.id_token)
         except ClientError as error:
             raise CommandError(str(error)) from None
+        where = " (token in Sec-WebSocket-Protocol)" if token_source == "protocol" else ""
         print_status(
-            f"connected to {outputs.websocket_endpoint} as {args.username}; "
+            f"connected to {outputs.websocket_endpoint} as {args.username}{where}; "
             "each line you type is sent, Ctrl-D quits"
         )
         return await _relay(socket)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from wsauth.client import (
     ClientError,
+    TokenSource,
     describe_aws_error,
     forge_signature,
     handshake_status,
@@ -42,6 +43,8 @@ STEPS = (
 )
 
 T = TypeVar("T")
+
+_WHERE = {"query": "query string", "protocol": "Sec-WebSocket-Protocol header"}
 
 
 class StepFailed(Exception):
@@ -108,8 +111,16 @@ class _Report:
         self.timeout = timeout
         self.passed: dict[str, bool] = {}
 
-    async def step(self, name: str, action: Callable[[], Awaitable[T]]) -> T | None:
-        """Run one step under the timeout, print its line; its value, or None if it failed."""
+    async def step(
+        self,
+        name: str,
+        action: Callable[[], Awaitable[T]],
+        describe: Callable[[T], str] | None = None,
+    ) -> T | None:
+        """Run one step under the timeout, print its line; its value, or None if it failed.
+
+        `describe` turns the value into the line's detail (none by default).
+        """
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
@@ -120,7 +131,7 @@ class _Report:
         except TimeoutError:
             self._line(name, False, started, f"no answer within {self.timeout:g} s")
             return None
-        self._line(name, True, started, value if isinstance(value, str) else "")
+        self._line(name, True, started, describe(value) if describe is not None else "")
         return value
 
     def skip(self, name: str, because: str) -> None:
@@ -143,10 +154,17 @@ async def _smoke(
         "sign in", lambda: asyncio.to_thread(sign_in, outputs, username, password)
     )
     socket: ClientConnection | None = None
+    token_source: TokenSource = "query"
     if tokens is None:
         report.skip("connect", "sign in failed")
     else:
-        socket = await report.step("connect", lambda: open_socket(outputs, tokens.id_token))
+        opened = await report.step(
+            "connect",
+            lambda: open_socket(outputs, tokens.id_token),
+            lambda opened: f"token in the {_WHERE[opened[1]]}",
+        )
+        if opened is not None:
+            socket, token_source = opened
     try:
         if socket is None:
             report.skip("echo round trip", "no connection")
@@ -158,36 +176,41 @@ async def _smoke(
         if tokens is None:
             report.skip("refused with a forged token (403)", "sign in failed")
         else:
+            # Where the real token was accepted, so the refusal is the authorizer's verdict on
+            # the signature, not a token looked for elsewhere.
             forged = forge_signature(tokens.id_token)
             await report.step(
                 "refused with a forged token (403)",
-                lambda: _expect_refusal(outputs, forged, 403),
+                lambda: _expect_refusal(outputs, forged, 403, token_source),
             )
         if socket is None or tokens is None:
             report.skip("@connections push", "no connection")
         else:
             user_id = str(tokens.claims.get("sub", ""))
-            await report.step("@connections push", lambda: _push(outputs, socket, user_id))
+            await report.step("@connections push", lambda: _push(outputs, socket, user_id), str)
     finally:
         if socket is not None:
             await socket.close()
     return report.passed
 
 
-async def _echo(socket: ClientConnection) -> str:
+async def _echo(socket: ClientConnection) -> None:
     message = f"wsauth smoke echo {uuid.uuid4()}"
     await socket.send(message)
     await _receive(socket, lambda text: _json(text) == {"message": message}, "the echo")
-    return ""
 
 
-async def _expect_refusal(outputs: StackOutputs, token: str | None, expected: int) -> str:
-    status = await handshake_status(outputs, token)
+async def _expect_refusal(
+    outputs: StackOutputs,
+    token: str | None,
+    expected: int,
+    token_source: TokenSource = "query",
+) -> None:
+    status = await handshake_status(outputs, token, token_source=token_source)
     if status == 101:
         raise StepFailed("the API ACCEPTED the connection")
     if status != expected:
         raise StepFailed(f"expected {expected}, the API answered {status}")
-    return ""
 
 
 async def _push(outputs: StackOutputs, socket: ClientConnection, user_id: str) -> str:

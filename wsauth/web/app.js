@@ -79,6 +79,12 @@ const connection = {
   reconnectTimer: null,
   countdownTimer: null,
   reconnectAt: 0,
+  // Where the stack's authorizer reads the token (config tokenSource): the query string (the
+  // default) or the Sec-WebSocket-Protocol header. The outputs don't say, and a browser never
+  // sees the 401 that would tell, so until a connection opens a failed handshake switches to
+  // the other place; the first one that opens is kept.
+  tokenSource: null,
+  trying: "query",
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -367,11 +373,17 @@ function connect() {
   if (!session || connection.socket !== null) return;
   clearReconnect();
   setStatus("connecting");
+  const source = connection.tokenSource || connection.trying;
   const url = new URL(config.webSocketEndpoint);
-  url.searchParams.set("idToken", session.idToken);
   let socket;
   try {
-    socket = new WebSocket(url.href);
+    if (source === "query") {
+      url.searchParams.set("idToken", session.idToken);
+      socket = new WebSocket(url.href);
+    } else {
+      // The token as a second offered subprotocol; `$connect` answers with "wsauth".
+      socket = new WebSocket(url.href, ["wsauth", session.idToken]);
+    }
   } catch {
     showError("Server unreachable: the WebSocket address is not valid.");
     setStatus("closed");
@@ -379,8 +391,11 @@ function connect() {
   }
   socket.binaryType = "arraybuffer";
   connection.socket = socket;
+  let opened = false;
   socket.addEventListener("open", () => {
     if (connection.socket !== socket) return;
+    opened = true;
+    connection.tokenSource = source;
     connection.attempt = 0;
     setStatus("connected");
     updateSendButton();
@@ -396,6 +411,15 @@ function connect() {
     if (!session) {
       setStatus("closed");
       return;
+    }
+    if (!opened && connection.tokenSource === null) {
+      connection.trying = source === "query" ? "protocol" : "query";
+      // The very first refusal may only mean "wrong place": try the other one at once.
+      if (connection.attempt === 0 && source === "query") {
+        connection.attempt = 1;
+        connect();
+        return;
+      }
     }
     // 1006 before the socket ever opened: the handshake failed (network, or the token refused).
     if (event.code === 1006 && connection.attempt >= 2) {
