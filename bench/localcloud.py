@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench.gateway import (
+    MESSAGE,
     handshakes,
     percentile,
     round_trips,
@@ -52,6 +54,43 @@ async def idle_memory_tree(urls: list[str], pid: int) -> int:
     after = tree_rss_kib(pid)
     await asyncio.gather(*(c.close() for c in connections))
     return after - before
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _role(pid: int, root: int, aws_pid: int | None) -> str:
+    if pid == root:
+        return "gateway"
+    return "moto" if pid == aws_pid else "workers"
+
+
+async def cpu_per_message(url: str, root: int, clients: int, seconds: float) -> dict[str, float]:
+    """Where the CPU goes while `clients` echo: µs of CPU per message, by process role."""
+    await throughput(url, clients, 1.0)  # start every worker this load needs
+    members = {root, *descendant_pids(root)}
+    aws_pid = next((pid for pid in members if _is_moto(pid)), None)
+    before = {pid: cpu_seconds(pid) for pid in members}
+    rate = await throughput(url, clients, seconds)
+    messages = rate * seconds
+    spent: dict[str, float] = {}
+    for pid in members:
+        try:
+            used = cpu_seconds(pid) - before[pid]
+        except FileNotFoundError:
+            continue
+        role = _role(pid, root, aws_pid)
+        spent[role] = spent.get(role, 0.0) + used
+    return {f"cpu_us_{role}": used / messages * 1e6 for role, used in spent.items()}
+
+
+def _is_moto(pid: int) -> bool:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return b"localcloud.aws" in cmdline.read()
 
 
 async def distinct_handshakes(urls: list[str]) -> list[float]:
@@ -89,8 +128,56 @@ async def measure(url: str, pid: int, quick: bool, fresh_urls: list[str]) -> dic
         fresh = await distinct_handshakes(fresh_urls)
         figures["hs50_fresh_median_ms"] = statistics.median(fresh)
         figures["hs50_fresh_p95_ms"] = percentile(fresh, 0.95)
+    if fresh_urls:
+        figures.update(await cpu_per_message(url, pid, 10, seconds))
     figures["idle_1000_kib"] = await idle_memory_tree([url] * 1000, pid)
     return figures
+
+
+async def handler_alone_us(cloud: LocalCloud, url: str, count: int) -> float:
+    """Median µs of the echo handler itself, called in this process on a live connection.
+
+    The same `handlers.websocket.handler` the workers run, with the same environment, minus
+    the worker and the IPC: what one echo costs before the local cloud adds anything (almost
+    all of it is boto3's `post_to_connection`).
+    """
+    outputs = cloud.outputs
+    os.environ.update(
+        AWS_REGION=outputs["region"],
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL_DYNAMODB=outputs["awsEndpoint"],
+        AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI=outputs["managementEndpoint"],
+        CONNECTION_TABLE_NAME=outputs["connectionTableName"],
+    )
+    from handlers import websocket
+
+    async with connect(url, max_queue=None) as client:
+        await client.send("{}")
+        await client.recv()
+        user_items = cloud.client("dynamodb").scan(TableName=outputs["connectionTableName"])
+        connection_id = user_items["Items"][0]["connectionId"]["S"]
+        event = {
+            "requestContext": {
+                "routeKey": "$default",
+                "eventType": "MESSAGE",
+                "connectionId": connection_id,
+                "stage": "prod",
+            },
+            "body": MESSAGE,
+            "isBase64Encoded": False,
+        }
+
+        def run() -> list[float]:
+            samples = []
+            for _ in range(count):
+                started = time.perf_counter()
+                websocket.handler(event, None)
+                samples.append((time.perf_counter() - started) * 1e6)
+            return samples
+
+        samples = await asyncio.to_thread(run)
+    return statistics.median(samples)
 
 
 def measure_local_cloud(quick: bool) -> dict[str, float]:
@@ -102,6 +189,9 @@ def measure_local_cloud(quick: bool) -> dict[str, float]:
         asyncio.run(_first_echo(url))
         first_echo_ms = (time.perf_counter() - first_started) * 1e3
         figures = asyncio.run(measure(url, cloud.process.pid, quick, fresh_urls))
+        figures["handler_alone_us"] = asyncio.run(
+            handler_alone_us(cloud, url, 300 if quick else 1000)
+        )
     figures["ready_s"] = ready_s
     figures["first_echo_ms"] = first_echo_ms
     return figures
@@ -172,7 +262,17 @@ def main() -> int:
         f"| handshake, 50 at once, first round (workers cold-starting), p95 (ms) | | "
         f"{local['hs50_cold_p95_ms']:,.1f} | |"
     )
+    print(
+        f"| the echo handler alone, in-process (boto3 post), median (µs) | | "
+        f"{local['handler_alone_us']:,.1f} | |"
+    )
     print(f"| start to ready (s), archive cached | | {local['ready_s']:.1f} | |")
+    cpu = ", ".join(
+        f"{key.removeprefix('cpu_us_')} {value:,.0f}"
+        for key, value in sorted(local.items())
+        if key.startswith("cpu_us_")
+    )
+    print(f"| CPU per message with 10 clients (µs, by process) | | {cpu} | |")
     print(f"| first connect + echo (cold starts) (ms) | | {local['first_echo_ms']:,.0f} | |")
     return 0
 
