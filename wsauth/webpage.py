@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from wsauth.outputs import StackOutputs, parse_outputs
@@ -32,15 +33,16 @@ _FILES = {
 }
 
 
-def page_config(outputs: StackOutputs) -> dict[str, str]:
+def page_config(outputs: StackOutputs) -> dict[str, str | bool]:
     """What the page needs to know about the stack: the body of `/config.json`.
 
     Args:
         outputs: The stack's outputs.
 
     Returns:
-        `region`, `userPoolId`, `userPoolWebClientId`, `webSocketEndpoint` and
-        `cognitoEndpoint` (the embedded Cognito for the local cloud, else AWS's).
+        `region`, `userPoolId`, `userPoolWebClientId`, `webSocketEndpoint`,
+        `cognitoEndpoint` (the embedded Cognito for the local cloud, else AWS's) and `local`
+        (the embedded Cognito sends no email, accepts any code, and lacks a few calls).
     """
     return {
         "region": outputs.region,
@@ -48,6 +50,7 @@ def page_config(outputs: StackOutputs) -> dict[str, str]:
         "userPoolWebClientId": outputs.user_pool_web_client_id,
         "webSocketEndpoint": outputs.websocket_endpoint,
         "cognitoEndpoint": outputs.cognito_endpoint,
+        "local": outputs.is_local,
     }
 
 
@@ -56,7 +59,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _content_security_policy(config: Mapping[str, str]) -> str:
+def _content_security_policy(config: Mapping[str, Any]) -> str:
     # The page talks to exactly two places; anything else (an injected script, a stray URL)
     # is refused by the browser itself.
     connect = " ".join(
@@ -111,7 +114,7 @@ class _PageHandler(BaseHTTPRequestHandler):
 class _PageHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], config: Mapping[str, str]) -> None:
+    def __init__(self, address: tuple[str, int], config: Mapping[str, Any]) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _PageHandler)

@@ -178,6 +178,8 @@ def test_sign_up_then_confirm_then_sign_in(page: Any, local_cloud: LocalCloud) -
 
     expect(page.get_by_role("heading", name="Confirm your email")).to_be_visible()
     expect(page.locator("#confirm-hint")).to_contain_text(email)
+    expect(page.locator("#confirm-hint")).to_contain_text("accepts any code")
+    expect(page.get_by_role("button", name="Send a new code")).to_be_hidden()
     page.get_by_label("Confirmation code").fill("123456")
     page.get_by_label("Confirmation code").press("Enter")
 

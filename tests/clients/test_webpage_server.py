@@ -40,6 +40,7 @@ def test_config_is_built_from_the_outputs(page: WebPageServer) -> None:
         "userPoolWebClientId": LOCAL_OUTPUTS["userPoolWebClientId"],
         "webSocketEndpoint": LOCAL_OUTPUTS["webSocketEndpoint"],
         "cognitoEndpoint": LOCAL_OUTPUTS["awsEndpoint"],
+        "local": True,
     }
 
 
@@ -47,7 +48,9 @@ def test_deployed_stack_points_the_page_at_aws_cognito() -> None:
     """Without awsEndpoint, the page calls Cognito's regional endpoint."""
     with serve(STACK_OUTPUTS) as server:
         _, _, body = fetch(server.url + "config.json")
-    assert json.loads(body)["cognitoEndpoint"] == "https://cognito-idp.eu-west-1.amazonaws.com/"
+    config = json.loads(body)
+    assert config["cognitoEndpoint"] == "https://cognito-idp.eu-west-1.amazonaws.com/"
+    assert config["local"] is False
 
 
 @pytest.mark.parametrize(

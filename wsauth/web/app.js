@@ -226,7 +226,11 @@ async function signUp(email, password) {
 
 function askForCode(email, hint) {
   pendingConfirmation = email;
-  ui.confirmHint.textContent = `${hint} Enter it to confirm ${email}.`;
+  ui.confirmHint.textContent = config.local
+    ? `The local cloud sends no email and accepts any code: type any, to confirm ${email}.`
+    : `${hint} Enter it to confirm ${email}.`;
+  // The embedded Cognito has no ResendConfirmationCode (it answers with a bare 500).
+  ui.resendCode.hidden = config.local;
   ui.code.value = "";
   showView("confirm");
   ui.code.focus();
@@ -343,11 +347,13 @@ function signOut(reason) {
   if (ending) {
     ui.email.value = ending.email;
     // Revoke the refresh token so it cannot mint new tokens anywhere; best effort, since the
-    // page has already forgotten it (the embedded Cognito of the local cloud lacks the call).
-    cognito("RevokeToken", {
-      ClientId: config.userPoolWebClientId,
-      Token: ending.refreshToken,
-    }).catch(() => {});
+    // page has already forgotten it. The local cloud's embedded Cognito lacks the call.
+    if (!config.local) {
+      cognito("RevokeToken", {
+        ClientId: config.userPoolWebClientId,
+        Token: ending.refreshToken,
+      }).catch(() => {});
+    }
   }
   showView("auth");
   if (reason) showError(reason);
