@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,8 +50,10 @@ def _run_local(*args: str, program: Path = REPO_ROOT) -> subprocess.CompletedPro
     )
 
 
-def test_sigterm_stops_cleanly_with_no_stray_processes(tmp_path: Path) -> None:
-    """After SIGTERM the command exits 0, its workers are gone and the outputs file is removed."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_with_no_stray_processes(tmp_path: Path, signum: int) -> None:
+    """After SIGTERM or Ctrl-C the command exits 0, its workers and moto are gone and the
+    outputs file is removed."""
     with start_local_cloud(workdir=tmp_path) as cloud:
         outputs_file = tmp_path / "outputs.json"
         assert STACK_OUTPUTS <= set(cloud.outputs)
@@ -65,10 +68,11 @@ def test_sigterm_stops_cleanly_with_no_stray_processes(tmp_path: Path) -> None:
                 await asyncio.wait_for(websocket.recv(), 30)
 
         asyncio.run(talk())
-        workers = descendant_pids(cloud.process.pid)
-        assert len(workers) >= 2  # the authorizer's and the websocket function's
-        assert cloud.stop() == 0
-        assert [pid for pid in workers if _alive(pid)] == []
+        children = descendant_pids(cloud.process.pid)
+        assert len(children) >= 3  # moto, the authorizer's worker, the websocket function's
+        cloud.process.send_signal(signum)
+        assert cloud.process.wait(30) == 0
+        assert [pid for pid in children if _alive(pid)] == []
         assert not outputs_file.exists()
         log = cloud.log_text()
     # Invocations are logged one per line, and the token never is.

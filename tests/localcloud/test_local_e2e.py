@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import urllib.request
 from typing import Any
 
 import pytest
@@ -44,6 +45,14 @@ def _only_connection_id(local_cloud: LocalCloud, user: CloudUser) -> str:
     assert len(items) == 1
     connection_id: str = items[0]["connectionId"]["S"]
     return connection_id
+
+
+def test_jwks_is_served_unsigned_at_the_aws_endpoint(local_cloud: LocalCloud) -> None:
+    """The authorizer's default local JWKS URL answers a plain GET with the pool's RSA key."""
+    url = f"{local_cloud.outputs['awsEndpoint']}/{local_cloud.outputs['userPoolId']}"
+    with urllib.request.urlopen(f"{url}/.well-known/jwks.json", timeout=10) as response:
+        keys = json.load(response)["keys"]
+    assert [(key["kty"], key["alg"], key["kid"]) for key in keys] == [("RSA", "RS256", "dummy")]
 
 
 def test_sign_in_connect_and_echo(local_cloud: LocalCloud, user: CloudUser) -> None:
