@@ -227,7 +227,7 @@ async function signUp(email, password) {
 function askForCode(email, hint) {
   pendingConfirmation = email;
   ui.confirmHint.textContent = config.local
-    ? `The local cloud sends no email and accepts any code: type any, to confirm ${email}.`
+    ? `The local cloud sends no email and accepts any code: type any code to confirm ${email}.`
     : `${hint} Enter it to confirm ${email}.`;
   // The embedded Cognito has no ResendConfirmationCode (it answers with a bare 500).
   ui.resendCode.hidden = config.local;
