@@ -92,7 +92,15 @@ class _Worker:
 
     async def _forward_logs(self) -> None:
         assert self.process.stderr is not None
-        while line := await self.process.stderr.readline():
+        while True:
+            try:
+                line = await self.process.stderr.readline()
+            except ValueError:
+                # A line longer than the stream's limit: keep draining, or the worker would
+                # block on a full pipe mid-invocation.
+                line = await self.process.stderr.read(_STREAM_LIMIT)
+            if not line:
+                return
             log.info("[%s] %s", self.label, line.decode(errors="replace").rstrip())
 
     async def send(self, message: dict[str, Any]) -> None:
