@@ -31,18 +31,6 @@ __all__ = ["LocalCloudError", "LocalOptions", "format_outputs", "run_local", "wr
 
 log = logging.getLogger("localcloud")
 
-# Endpoints in the stack outputs that the local cloud serves itself.
-_LOCAL_OUTPUT_ORDER = (
-    "region",
-    "userPoolId",
-    "userPoolWebClientId",
-    "webSocketEndpoint",
-    "managementEndpoint",
-    "connectionTableName",
-    "awsEndpoint",
-    "webPage",
-)
-
 
 class LocalCloudError(Exception):
     """A failure to report in one line (port taken, program failed)."""
