@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from localcloud.testing import REPO_ROOT, local_cloud
+from localcloud.testing import local_cloud
 
-__all__ = ["ARTIFACTS", "browser", "local_cloud", "page"]
-
-ARTIFACTS = REPO_ROOT / "test-artifacts"
+__all__ = ["browser", "local_cloud", "page"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium, driven by Playwright (no `playwright install`: nothing is downloaded).

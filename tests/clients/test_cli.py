@@ -15,8 +15,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
-from tests.clients.samples import LOCAL_OUTPUTS
 from wsauth.commands.smoke import STEPS
+
+from .samples import LOCAL_OUTPUTS
 
 COMMANDS = ("connect", "notify", "smoke", "web")
 

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.clients.samples import STACK_OUTPUTS
 from wsauth.client import (
     ClientError,
     Tokens,
@@ -17,6 +16,8 @@ from wsauth.client import (
     websocket_url,
 )
 from wsauth.outputs import parse_outputs
+
+from .samples import STACK_OUTPUTS
 
 
 def b64url(data: bytes) -> str:

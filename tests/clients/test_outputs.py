@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.samples import LOCAL_OUTPUTS, STACK_OUTPUTS
 from wsauth.outputs import REQUIRED_KEYS, OutputsError, load_outputs
+
+from .samples import LOCAL_OUTPUTS, STACK_OUTPUTS
 
 
 def write(tmp_path: Path, content: object) -> Path:

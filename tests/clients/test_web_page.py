@@ -16,12 +16,14 @@ import pytest
 from playwright.sync_api import expect
 
 from handlers.sender import send_to_user
-from localcloud.testing import CloudUser, LocalCloud, eventually
-from tests.clients.conftest import ARTIFACTS
-from tests.clients.samples import LOCAL_OUTPUTS
+from localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
 from wsauth.webpage import serve
 
+from .samples import LOCAL_OUTPUTS
+
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 RECONNECTING = re.compile(r"^reconnecting in \d+ s$")
 

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.clients.samples import LOCAL_OUTPUTS, STACK_OUTPUTS
 from wsauth.webpage import WebPageServer, serve
+
+from .samples import LOCAL_OUTPUTS, STACK_OUTPUTS
 
 
 @pytest.fixture
