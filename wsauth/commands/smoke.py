@@ -121,6 +121,8 @@ class _Report:
 
         `describe` turns the value into the line's detail (none by default).
         """
+        from websockets.exceptions import WebSocketException
+
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
@@ -128,8 +130,12 @@ class _Report:
         except (StepFailed, ClientError) as error:
             self._line(name, False, started, str(error))
             return None
-        except TimeoutError:
+        except TimeoutError:  # before OSError, its base class
             self._line(name, False, started, f"no answer within {self.timeout:g} s")
+            return None
+        except (WebSocketException, OSError) as error:
+            # The connection broke mid-step (closed by the gateway, network gone).
+            self._line(name, False, started, f"{type(error).__name__}: {error}")
             return None
         self._line(name, True, started, describe(value) if describe is not None else "")
         return value
