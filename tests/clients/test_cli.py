@@ -322,7 +322,7 @@ def test_notify_a_user_without_connections(outputs_file: Path, user: CloudUser) 
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_web_serves_the_page_until_stopped(tmp_path: Path, stop: signal.Signals) -> None:
     """`wsauth web` prints the page's URL, serves its settings, exits 0 on Ctrl-C or SIGTERM."""
     path = tmp_path / "outputs.json"
