@@ -43,16 +43,36 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-web", action="store_true", help="do not serve the demo web page")
     parser.add_argument(
-        "--max-workers", type=int, default=10, help="concurrent executions per function (10)"
+        "--max-workers",
+        type=int,
+        default=10,
+        metavar="N",
+        help="worker processes (concurrent executions) per function (10)",
     )
     limits = parser.add_argument_group(
         "limits", "API Gateway's quotas; the defaults are AWS's, tests shorten them"
     )
-    limits.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="(600)")
-    limits.add_argument("--max-connection-seconds", type=float, metavar="SECONDS", help="(7200)")
-    limits.add_argument("--integration-timeout", type=float, metavar="SECONDS", help="(29)")
-    limits.add_argument("--max-message-bytes", type=int, metavar="BYTES", help="(131072)")
-    limits.add_argument("--max-frame-bytes", type=int, metavar="BYTES", help="(32768)")
+    limits.add_argument(
+        "--idle-timeout", type=float, metavar="SECONDS", help="close idle connections (600)"
+    )
+    limits.add_argument(
+        "--max-connection-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="close every connection after this long (7200)",
+    )
+    limits.add_argument(
+        "--integration-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up on a route's function after this long (29)",
+    )
+    limits.add_argument(
+        "--max-message-bytes", type=int, metavar="BYTES", help="largest message (131072)"
+    )
+    limits.add_argument(
+        "--max-frame-bytes", type=int, metavar="BYTES", help="largest frame (32768)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     parser.set_defaults(run=run)
 
