@@ -184,7 +184,7 @@ def descendant_pids(pid: int) -> set[int]:
     return found
 
 
-def eventually(check: Callable[[], T], timeout: float = 10, interval: float = 0.05) -> T:
+def eventually(check: Callable[[], T], timeout: float = 30, interval: float = 0.05) -> T:
     """Poll `check` until it returns a truthy value; return it, or fail after `timeout`.
 
     For state another process changes on its own schedule (a `$disconnect` writing the table),
