@@ -28,7 +28,7 @@ from typing import Any
 
 from localcloud.spec import FunctionError
 
-__all__ = ["FunctionSpec", "LambdaRuntime", "unpack_archive"]
+__all__ = ["FunctionSpec", "LambdaRuntime", "default_max_workers", "unpack_archive"]
 
 log = logging.getLogger("localcloud.lambda")
 
@@ -36,6 +36,16 @@ _LENGTH = struct.Struct(">I")
 _WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 # Big events (a 128 KB message, JSON-escaped) must fit in one pipe read without a limit error.
 _STREAM_LIMIT = 16 * 1024 * 1024
+
+
+def default_max_workers() -> int:
+    """Concurrent executions per function: twice the CPUs, between 2 and 10.
+
+    Lambda gives each execution environment its own CPU; here they share the machine's, and
+    more busy workers than about two per core only add context switches (on 2 cores, 4 workers
+    measured better handshake tails and throughput than 10).
+    """
+    return max(2, min(10, 2 * (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True)
@@ -275,7 +285,8 @@ class LambdaRuntime:
 
     Args:
         functions: The functions, keyed by name.
-        max_workers: Concurrent executions per function; invocations beyond it wait.
+        max_workers: Concurrent executions per function; invocations beyond it wait
+            (`default_max_workers()` when None).
         runtime_environment: What Lambda sets for every function (region, credentials,
             endpoints); the declared variables win over it. It may be updated until the first
             invocation (the gateway's port is known only once it listens).
@@ -285,12 +296,12 @@ class LambdaRuntime:
         self,
         functions: Mapping[str, FunctionSpec],
         *,
-        max_workers: int = 10,
+        max_workers: int | None = None,
         runtime_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.functions = dict(functions)
         self.runtime_environment: dict[str, str] = dict(runtime_environment or {})
-        self._max_workers = max_workers
+        self._max_workers = max_workers if max_workers is not None else default_max_workers()
         self._pools: dict[str, _FunctionPool] = {}
 
     def _pool(self, function_name: str) -> _FunctionPool:

@@ -48,8 +48,8 @@ class LocalOptions:
     aws_port: int | None = None
     outputs_file: Path | None = None
     limits: Limits = field(default_factory=Limits)
-    max_workers: int = 10
-    """Concurrent executions per function."""
+    max_workers: int | None = None
+    """Concurrent executions per function (`default_max_workers()` when None)."""
     web_page: bool = True
 
 

@@ -45,9 +45,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-workers",
         type=int,
-        default=10,
         metavar="N",
-        help="worker processes (concurrent executions) per function (10)",
+        help="worker processes (concurrent executions) per function (twice the CPUs, 2 to 10)",
     )
     limits = parser.add_argument_group(
         "limits", "API Gateway's quotas; the defaults are AWS's, tests shorten them"
