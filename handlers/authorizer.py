@@ -32,7 +32,6 @@ from .cognito_jwt import (
     JwksCache,
     JwksUnavailable,
     TokenRejected,
-    VerifiedToken,
     default_jwks_url,
 )
 
@@ -125,6 +124,7 @@ class Authorizer:
             leeway_seconds=config.clock_leeway_seconds,
         )
         self._from_protocol = config.token_source == "protocol"
+        self._token_query_key = config.token_query_key
 
     def decide(self, event: Any) -> dict[str, Any]:
         """Answer one REQUEST authorizer event.
@@ -138,12 +138,24 @@ class Authorizer:
         Raises:
             JwksUnavailable: no signing key could be obtained (API Gateway answers 500).
         """
+        # Written out flat, like the verifier's fast path: every connection pays for it.
         started = time.perf_counter()
         if type(event) is not dict:
             event = {}
         method_arn = event.get("methodArn")
-        connection_id = _connection_id(event)
-        token, reason = self._token(event)
+        request_context = event.get("requestContext")
+        connection_id = (
+            request_context.get("connectionId") if type(request_context) is dict else None
+        )
+        if type(connection_id) is not str:
+            connection_id = None
+        if self._from_protocol:
+            token, reason = _token_from_protocol(event.get("headers"))
+        else:
+            params = event.get("queryStringParameters")
+            token = params.get(self._token_query_key) if type(params) is dict else None
+            if type(token) is not str or not token:
+                token, reason = None, "token_missing"
         if token is None:
             return self._deny(method_arn, reason, connection_id, started)
         try:
@@ -151,27 +163,29 @@ class Authorizer:
         except TokenRejected as rejected:
             return self._deny(method_arn, rejected.reason, connection_id, started)
         except JwksUnavailable:
-            _log("error", "jwks_unavailable", None, connection_id, False, started)
+            _log(_head("error", "jwks_unavailable"), None, connection_id, False, started)
             raise
         if type(method_arn) is not str or not method_arn:
             # Allow needs a resource; "*" would grant more than this connection.
             return self._deny(method_arn, "method_arn_missing", connection_id, started)
-        _log("allow", "ok", user.sub, connection_id, cached, started)
-        return _allow(user, method_arn)
-
-    def _token(self, event: dict[str, Any]) -> tuple[str | None, str]:
-        if self._from_protocol:
-            return _token_from_protocol(event.get("headers"))
-        params = event.get("queryStringParameters")
-        token = params.get(self.config.token_query_key) if type(params) is dict else None
-        if type(token) is not str or not token:
-            return None, "token_missing"
-        return token, ""
+        sub = user.sub
+        _log(_ALLOW_HEAD, sub, connection_id, cached, started)
+        return {
+            "principalId": sub,
+            "policyDocument": _policy("Allow", method_arn),
+            # API Gateway accepts only strings, numbers and booleans as context values.
+            "context": {
+                "userId": sub,
+                "username": user.username,
+                "tokenUse": user.token_use,
+                "groups": ",".join(user.groups),
+            },
+        }
 
     def _deny(
         self, method_arn: object, reason: str, connection_id: str | None, started: float
     ) -> dict[str, Any]:
-        _log("deny", reason, None, connection_id, False, started)
+        _log(_head("deny", reason), None, connection_id, False, started)
         resource = method_arn if type(method_arn) is str and method_arn else "*"
         return {
             "principalId": _DENY_PRINCIPAL,
@@ -200,39 +214,27 @@ def _token_from_protocol(headers: object) -> tuple[str | None, str]:
     return jwts[0], ""
 
 
-def _connection_id(event: dict[str, Any]) -> str | None:
-    request_context = event.get("requestContext")
-    if type(request_context) is dict:
-        connection_id = request_context.get("connectionId")
-        if type(connection_id) is str:
-            return connection_id
-    return None
-
-
 def _policy(effect: str, resource: str) -> dict[str, Any]:
+    # Built fresh for every answer: the runtime owns what the handler returns.
     return {
         "Version": "2012-10-17",
         "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
     }
 
 
-def _allow(user: VerifiedToken, method_arn: str) -> dict[str, Any]:
-    return {
-        "principalId": user.sub,
-        "policyDocument": _policy("Allow", method_arn),
-        # API Gateway accepts only strings, numbers and booleans as context values.
-        "context": {
-            "userId": user.sub,
-            "username": user.username,
-            "tokenUse": user.token_use,
-            "groups": ",".join(user.groups),
-        },
-    }
+def _head(outcome: str, reason: str) -> str:
+    return (
+        f'{{"logger":"authorizer","outcome":{_json_str(outcome)},"reason":{_json_str(reason)},'
+        '"sub":'
+    )
+
+
+# Every Allow starts its log line with these bytes; Denies are rarer and build theirs.
+_ALLOW_HEAD = _head("allow", "ok")
 
 
 def _log(
-    outcome: str,
-    reason: str,
+    head: str,
     sub: str | None,
     connection_id: str | None,
     cached: bool,
@@ -240,17 +242,15 @@ def _log(
 ) -> None:
     # Formatted by hand with json's own string escaper: a dict through json.dumps costs as
     # much as everything else a cached decision does. Every string is escaped.
-    elapsed_ms = (time.perf_counter() - started) * 1000
     line = (
-        f'{{"logger":"authorizer","outcome":{_json_str(outcome)},"reason":{_json_str(reason)},'
-        f'"sub":{_json_str(sub) if sub is not None else "null"},'
-        f'"connectionId":{_json_str(connection_id) if connection_id is not None else "null"},'
-        f'"cached":{"true" if cached else "false"},"ms":{elapsed_ms:.3f}}}\n'
+        f'{head}{_json_str(sub) if sub is not None else "null"},"connectionId":'
+        f'{_json_str(connection_id) if connection_id is not None else "null"},"cached":'
+        f'{"true" if cached else "false"},"ms":{(time.perf_counter() - started) * 1000:.3f}}}\n'
     )
     # Looked up per call so a redirected stdout (tests, the local cloud's workers) is honoured.
-    out = sys.stdout
-    out.write(line)
-    out.flush()
+    # No flush of our own: Lambda's runtime wraps stdout so that every write is flushed
+    # (awslambdaric's Unbuffered), and the local cloud's workers line-buffer it.
+    sys.stdout.write(line)
 
 
 _authorizer: Authorizer | None = None

@@ -61,12 +61,14 @@ JWKS_REFETCH_INTERVAL_SECONDS = 10.0
 MIN_RSA_BITS = 2048
 DEFAULT_CACHE_SIZE = 1024
 _HEADER_CACHE_SIZE = 16
+_CACHE_KEY_CHARS = 64
 
 _TOKEN_USES = frozenset({"id", "access"})
 # Built once: RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 3.3).
 _PKCS1V15 = PKCS1v15()
 _SHA256 = SHA256()
 _NUMBER_TYPES = (int, float)
+_new_tuple = tuple.__new__
 
 
 class TokenRejected(Exception):
@@ -135,6 +137,7 @@ def _pool_region(user_pool_id: str) -> str:
 # refuses, so only the URL-safe alphabet without padding gets through.
 _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
 _PADDING = (b"", b"", b"==", b"=")
+_DASH, _UNDERSCORE, _PLUS, _SLASH, _EQUALS, _DOT = b"-_+/=."
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # The last character of a 2- or 3-character tail carries 4 or 2 unused bits that must be 0.
 _CANONICAL_LAST: tuple[frozenset[int], ...] = (
@@ -164,7 +167,13 @@ def b64url_decode(segment: bytes) -> bytes:
     tail = len(segment) % 4
     if tail == 1 or (tail and segment[-1] not in _CANONICAL_LAST[tail]):
         raise ValueError("not canonical base64url")
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[tail], strict_mode=True)
+    # Base64url of ASCII JSON rarely holds "-" or "_", so a JWT payload usually skips the
+    # translation; the searches (memchr for an int needle) refuse what it would have refused.
+    if _DASH in segment or _UNDERSCORE in segment:
+        segment = segment.translate(_TO_STANDARD)
+    elif _PLUS in segment or _SLASH in segment or _EQUALS in segment:
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(segment + _PADDING[tail], strict_mode=True)
 
 
 def _reject_constant(name: str) -> Any:
@@ -477,7 +486,8 @@ class CognitoJwtVerifier:
         self.leeway = float(leeway_seconds)
         self._client_claim = "aud" if token_use == "id" else "client_id"
         self._username_claim = "cognito:username" if token_use == "id" else "username"
-        self._cache: OrderedDict[str, VerifiedToken] = OrderedDict()
+        # The signature's last characters -> (the whole token, what it verified to).
+        self._cache: OrderedDict[str, tuple[str, VerifiedToken]] = OrderedDict()
         self._header_kids: dict[bytes, str] = {}
         self._cache_size = cache_size
         self._clock = clock
@@ -510,70 +520,75 @@ class CognitoJwtVerifier:
             TokenRejected: the token must not be accepted (reason code inside).
             JwksUnavailable: no key could be obtained to decide.
         """
+        # Few calls and copies on purpose: this runs for every connection, and each extra
+        # Python call or copy of the token is a visible share of the RSA verify it must stay
+        # close to.
         if type(token) is not str or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise TokenRejected("malformed")
         now = self._clock()
-        # Keyed by the token itself: Python's (randomized) str hash costs less than SHA-256,
-        # and only verified tokens, a few KiB each, are ever stored.
+        # Keyed by the token's last characters (signature bits, unique per token): hashing
+        # those costs a tenth of hashing the whole token. A hit still needs the whole token
+        # to be equal, so a look-alike only evicts (as any new token can) and is verified.
+        cache_key = token[-_CACHE_KEY_CHARS:]
         cache = self._cache
-        cached = cache.get(token)
-        if cached is not None:
+        entry = cache.get(cache_key)
+        if entry is not None and entry[0] == token:
+            cached = entry[1]
             # A key removed from the JWKS since (rotation, revocation) voids its decisions.
             if now < cached.exp + self.leeway and cached.kid in self.jwks:
-                cache.move_to_end(token)
+                cache.move_to_end(cache_key)
                 return cached, True
-            del cache[token]
+            del cache[cache_key]
         try:
             raw = token.encode("ascii")
         except UnicodeEncodeError:
             raise TokenRejected("malformed") from None
-        verified = self._verify(raw, now)
-        if self._cache_size > 0:
-            cache[token] = verified
-            if len(cache) > self._cache_size:
-                cache.popitem(last=False)
-        return verified, False
-
-    def _verify(self, raw: bytes, now: float) -> VerifiedToken:
-        parts = raw.split(b".")
-        if len(parts) != 3:
+        # rpartition + partition copy the token fewer times than split() and a slice for the
+        # signing input, which here is the rpartition's head.
+        signing_input, _, signature_b64 = raw.rpartition(b".")
+        header_b64, dot, payload_b64 = signing_input.partition(b".")
+        if not dot or _DOT in payload_b64:
             raise TokenRejected("malformed")
-        header_b64, payload_b64, signature_b64 = parts
         # Cognito writes the same header for every token of a key: remember the few that
         # passed the checks (bounded, so junk headers cannot grow it).
         kid = self._header_kids.get(header_b64)
         if kid is None:
-            kid = _check_header(header_b64)
-            if len(self._header_kids) >= _HEADER_CACHE_SIZE:
-                self._header_kids.clear()
-            self._header_kids[header_b64] = kid
+            kid = self._check_new_header(header_b64)
         try:
             claims = _json_object(payload_b64)
             signature = b64url_decode(signature_b64)
         except ValueError:
             raise TokenRejected("malformed_payload") from None
-
         # Claims come before the signature so junk costs no RSA operation and no JWKS fetch.
         verified = self._check_claims(claims, now, kid)
-        public_key = self.jwks.key_for(kid)
         try:
-            public_key.verify(
-                signature, raw[: len(header_b64) + 1 + len(payload_b64)], _PKCS1V15, _SHA256
-            )
+            self.jwks.key_for(kid).verify(signature, signing_input, _PKCS1V15, _SHA256)
         except InvalidSignature:
             raise TokenRejected("bad_signature") from None
-        return verified
+        if self._cache_size > 0:
+            cache[cache_key] = (token, verified)
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
+        return verified, False
+
+    def _check_new_header(self, header_b64: bytes) -> str:
+        kid = _check_header(header_b64)
+        if len(self._header_kids) >= _HEADER_CACHE_SIZE:
+            self._header_kids.clear()
+        self._header_kids[header_b64] = kid
+        return kid
 
     def _check_claims(self, claims: dict[str, Any], now: float, kid: str) -> VerifiedToken:
-        # Written out flat: this runs for every fresh token, and each call or loop here costs
-        # a visible share of the time an RSA verify takes.
+        # Written out flat, the usual type tested first: this runs for every fresh token, and
+        # each call or loop here costs a visible share of the time an RSA verify takes.
         get = claims.get
-        leeway = self.leeway
         exp = get("exp")
-        if exp is None:
-            raise TokenRejected("exp_missing")
-        if type(exp) is not int and not _is_number(exp):
-            raise TokenRejected("exp_not_number")
+        if type(exp) is not int:
+            if exp is None:
+                raise TokenRejected("exp_missing")
+            if not _is_number(exp):
+                raise TokenRejected("exp_not_number")
+        leeway = self.leeway
         if now >= exp + leeway:
             raise TokenRejected("expired")
         nbf = get("nbf")
@@ -583,17 +598,18 @@ class CognitoJwtVerifier:
             if nbf - leeway > now:
                 raise TokenRejected("not_yet_valid")
         iat = get("iat")
-        if iat is not None and type(iat) is not int and not _is_number(iat):
+        if type(iat) is not int and iat is not None and not _is_number(iat):
             raise TokenRejected("iat_not_number")
         jti = get("jti")
-        if jti is not None and type(jti) is not str:
+        if type(jti) is not str and jti is not None:
             raise TokenRejected("jti_not_string")
         scope = get("scope")
         if scope is not None and type(scope) is not str:
             raise TokenRejected("scope_not_string")
         if get("iss") != self.issuer:
             raise TokenRejected("iss_mismatch")
-        if get("token_use") != self.token_use:
+        token_use = self.token_use
+        if get("token_use") != token_use:
             raise TokenRejected("token_use_mismatch")
         client = get(self._client_claim)
         # A str check first: a list (or any unhashable) must not reach the set lookup.
@@ -606,13 +622,13 @@ class CognitoJwtVerifier:
         if type(username) is not str:
             raise TokenRejected("username_not_string")
         groups = get("cognito:groups", ())
-        if groups == ():
-            pass
-        elif type(groups) is not list:
-            raise TokenRejected("groups_not_list")
-        else:
+        if type(groups) is list:
+            groups = tuple(groups)
             for group in groups:
                 if type(group) is not str:
                     raise TokenRejected("groups_not_list")
-            groups = tuple(groups)
-        return VerifiedToken(sub, username, groups, self.token_use, exp, kid)
+        elif type(groups) is not tuple:
+            # JSON never yields a tuple: only the default for an absent claim gets here.
+            raise TokenRejected("groups_not_list")
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python-level function.
+        return _new_tuple(VerifiedToken, (sub, username, groups, token_use, exp, kid))
