@@ -6,6 +6,7 @@ mocks below answer for AWS, and the Lambda archive build is replaced by a stub.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import zipfile
@@ -68,12 +69,17 @@ def fake_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAw
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("handlers/__init__.py", "")
     monkeypatch.setattr(packaging, "build_lambda_archive", lambda *args, **kwargs: archive)
+    # Pulumi's mock runtime runs on the thread's current loop; an earlier asyncio.run() leaves none.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     fake = FakeAws()
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_all_config({})
     pulumi.runtime.set_mocks(fake, project="two-apis", stack="test", preview=False)
     yield fake
     settings.set_root_resource(None)  # type: ignore[arg-type]
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 def run_example() -> dict[str, Any]:

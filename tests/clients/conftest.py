@@ -1,4 +1,4 @@
-"""Fixtures of the client tests: the local cloud (shared), and headless Chromium."""
+"""Fixtures of the client tests: headless Chromium (the local cloud comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.testing import local_cloud
-
-__all__ = ["browser", "local_cloud", "page"]
+__all__ = ["browser", "page"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium, driven by Playwright (no `playwright install`: nothing is downloaded).
@@ -49,9 +47,11 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium for the session."""
+    """Headless Chromium for one test module."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,16 @@ import pytest
 
 from components import packaging
 from tests.components import fakes
+
+
+@pytest.fixture(autouse=True)
+def event_loop() -> Iterator[None]:
+    """A current event loop for Pulumi's mock runtime (an earlier asyncio.run() leaves none)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture
