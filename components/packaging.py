@@ -60,6 +60,10 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "wsauth" / "lambda"
 
 
+# Several stacks or branches may want different archives of one platform at once.
+_ARCHIVES_KEPT_PER_PLATFORM = 4
+
+
 def build_lambda_archive(
     architecture: str = "arm64",
     runtime: str = "python3.13",
@@ -113,7 +117,23 @@ def build_lambda_archive(
         partial = Path(build_dir) / "archive.zip"
         _write_zip(partial, entries)
         os.replace(partial, archive)
+    _prune(cache, architecture, runtime, keep=archive)
     return archive
+
+
+def _prune(cache: Path, architecture: str, runtime: str, *, keep: Path) -> None:
+    """Drop all but the newest few archives of one platform: each handler change adds ~5 MB.
+
+    A pruned archive is only a cache miss later: its name is a hash of its inputs, so the same
+    sources rebuild the same bytes.
+    """
+    older = sorted(
+        (path for path in cache.glob(f"handlers-{architecture}-{runtime}-*.zip") if path != keep),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    for path in older[_ARCHIVES_KEPT_PER_PLATFORM - 1 :]:
+        path.unlink(missing_ok=True)
 
 
 def _handlers_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -130,6 +131,24 @@ def test_handler_sources_change_the_archive(
 
     assert rebuilt != host_archive
     assert zipfile.ZipFile(rebuilt).read("handlers/__init__.py") == b'"""changed"""\n'
+
+
+def test_old_archives_of_a_platform_are_pruned(tmp_path: Path) -> None:
+    """A build keeps the newest few archives of its platform and leaves other platforms alone."""
+    prefix = f"handlers-{HOST_ARCHITECTURE}-{HOST_RUNTIME}"
+    stale = [tmp_path / f"{prefix}-{n:032x}.zip" for n in range(6)]
+    for age, path in enumerate(stale):
+        path.write_bytes(b"old")
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    other_platform = tmp_path / "handlers-other-python3.99-0.zip"
+    other_platform.write_bytes(b"other")
+
+    built = build_lambda_archive(HOST_ARCHITECTURE, HOST_RUNTIME, cache_dir=tmp_path)
+
+    kept = sorted(tmp_path.glob(f"{prefix}-*.zip"))
+    assert built in kept
+    assert sorted(set(kept) - {built}) == sorted(stale[-3:])
+    assert other_platform.exists()
 
 
 def test_concurrent_builds_agree(tmp_path: Path) -> None:
