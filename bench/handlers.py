@@ -84,6 +84,7 @@ def _fan_out() -> dict[int, float]:
     from moto.server import ThreadedMotoServer
 
     from handlers import connections, sender
+    from tests.support import create_connection_table
 
     credentials = {
         "region_name": "us-east-1",
@@ -98,22 +99,7 @@ def _fan_out() -> dict[int, float]:
     try:
         host, port = moto.get_host_and_port()
         dynamodb = boto3.client("dynamodb", endpoint_url=f"http://{host}:{port}", **credentials)
-        dynamodb.create_table(
-            TableName="bench",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "connectionId", "AttributeType": "S"},
-                {"AttributeName": "userId", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": connections.USER_ID_INDEX,
-                    "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-        )
+        create_connection_table(dynamodb, "bench")
         for n in range(FAN_OUT_CONNECTIONS):
             connections.put_connection(
                 dynamodb,

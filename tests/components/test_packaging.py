@@ -17,6 +17,7 @@ import pytest
 
 from components import packaging
 from components.packaging import PackagingError, build_lambda_archive
+from tests.support import create_connection_table
 
 HOST_ARCHITECTURE = "x86_64"
 HOST_RUNTIME = f"python3.{sys.version_info.minor}"
@@ -289,22 +290,7 @@ def moto_dynamodb() -> Iterator[tuple[str, Any]]:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    client.create_table(
-        TableName="connections",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "connectionId", "AttributeType": "S"},
-            {"AttributeName": "userId", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "userIdIndex",
-                "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-    )
+    create_connection_table(client, "connections")
     yield endpoint, client
     server.stop()
 

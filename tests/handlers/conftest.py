@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import create_connection_table
+
 # --- websocket handler & sender fixtures (moto) -------------------------------------------------
 
 CONNECTION_TABLE = "wsauth-test-connections"
@@ -52,22 +54,7 @@ def dynamodb(aws_environment: None, fresh_clients: None) -> Iterator[Any]:
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=CONNECTION_TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "connectionId", "AttributeType": "S"},
-                {"AttributeName": "userId", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "userIdIndex",
-                    "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_connection_table(client, CONNECTION_TABLE)
         yield client
 
 

@@ -1,0 +1,40 @@
+"""Test and benchmark helpers that need no fixture machinery (importable as `tests.support`).
+
+Dev-only: the tests and `bench/` use it; nothing that ships (components, handlers, wsauth) does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_connection_table"]
+
+
+def create_connection_table(dynamodb: Any, table_name: str) -> None:
+    """Create a connection table with the key schema of DESIGN.md §3, as `ConnectionStore` does.
+
+    Only what the handlers rely on: the `connectionId` hash key and the `userIdIndex` on
+    `userId`, projecting ALL as the component's table does. The index name is spelled out, not
+    imported from `handlers.connections`, so a handler querying another name fails against it.
+    TTL, encryption and backups are the component's business, checked by its own tests.
+
+    Args:
+        dynamodb: A boto3 DynamoDB client (moto's, in-process or server).
+        table_name: The table to create.
+    """
+    dynamodb.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "connectionId", "AttributeType": "S"},
+            {"AttributeName": "userId", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "userIdIndex",
+                "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
