@@ -18,6 +18,8 @@ from wsauth.outputs import StackOutputs
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
+    from handlers.sender import DeliveryReport
+
 __all__ = [
     "SUBPROTOCOL",
     "TOKEN_QUERY_KEY",
@@ -29,6 +31,7 @@ __all__ = [
     "forge_signature",
     "handshake_status",
     "open_socket",
+    "send_to_stack_user",
     "sign_in",
     "stack_clients",
     "unverified_claims",
@@ -356,6 +359,44 @@ def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:
         "apigatewaymanagementapi", endpoint_url=outputs.management_endpoint, config=config
     )
     return dynamodb, management
+
+
+def send_to_stack_user(outputs: StackOutputs, user_id: str, message: str) -> DeliveryReport:
+    """Send a message to every connection of a user, as the stack's back-end services would.
+
+    Goes through `handlers.sender.send_to_user` (the table's userIdIndex, then `@connections`)
+    with the stack's own clients, so the commands exercise the very code the services use.
+
+    Args:
+        outputs: The stack.
+        user_id: The user's Cognito `sub`.
+        message: The text to send, exactly as given.
+
+    Returns:
+        What happened to each of the user's connections.
+
+    Raises:
+        ClientError: No credentials for a deployed stack, or the table could not be queried
+            (the message says which, and where).
+    """
+    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ClientError as BotoClientError
+
+    from handlers.sender import send_to_user
+
+    dynamodb, management = stack_clients(outputs)
+    try:
+        return send_to_user(
+            user_id,
+            message,
+            table_name=outputs.connection_table_name,
+            endpoint_url=outputs.management_endpoint,
+            region=outputs.region,
+            dynamodb=dynamodb,
+            management=management,
+        )
+    except (BotoCoreError, BotoClientError) as error:
+        raise ClientError(describe_aws_error(error, outputs)) from None
 
 
 def describe_aws_error(error: Exception, outputs: StackOutputs) -> str:

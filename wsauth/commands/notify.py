@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from wsauth.cli import CommandError
-from wsauth.client import ClientError, describe_aws_error, stack_clients
+from wsauth.client import ClientError, send_to_stack_user
 from wsauth.commands._common import add_command, outputs_from, print_status
 
 __all__ = ["register", "run"]
@@ -41,28 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Send, print the report; exit status 1 if any connection failed."""
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError as BotoClientError
-
-    from handlers.sender import send_to_user
-
     outputs = outputs_from(args)
     try:
-        dynamodb, management = stack_clients(outputs)
+        report = send_to_stack_user(outputs, args.user, args.message)
     except ClientError as error:
         raise CommandError(str(error)) from None
-    try:
-        report = send_to_user(
-            args.user,
-            args.message,
-            table_name=outputs.connection_table_name,
-            endpoint_url=outputs.management_endpoint,
-            region=outputs.region,
-            dynamodb=dynamodb,
-            management=management,
-        )
-    except (BotoCoreError, BotoClientError) as error:
-        raise CommandError(describe_aws_error(error, outputs)) from None
     print(
         f"delivered {len(report.delivered)}, gone {len(report.gone)}, failed {len(report.failed)}"
     )

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from wsauth.client import (
     ClientError,
     TokenSource,
-    describe_aws_error,
     forge_signature,
     handshake_status,
     open_socket,
+    send_to_stack_user,
     sign_in,
-    stack_clients,
 )
 from wsauth.commands._common import add_command, outputs_from, read_password
 
@@ -220,28 +219,11 @@ async def _expect_refusal(
 
 
 async def _push(outputs: StackOutputs, socket: ClientConnection, user_id: str) -> str:
-    from botocore.exceptions import BotoCoreError
-    from botocore.exceptions import ClientError as BotoClientError
-
-    from handlers.sender import send_to_user
-
     if not user_id:
         raise StepFailed("the ID token has no sub claim")
-    dynamodb, management = stack_clients(outputs)
     marker = f"wsauth smoke push {uuid.uuid4()}"
-    try:
-        delivery = await asyncio.to_thread(
-            send_to_user,
-            user_id,
-            marker,
-            table_name=outputs.connection_table_name,
-            endpoint_url=outputs.management_endpoint,
-            region=outputs.region,
-            dynamodb=dynamodb,
-            management=management,
-        )
-    except (BotoCoreError, BotoClientError) as error:
-        raise StepFailed(describe_aws_error(error, outputs)) from None
+    # A ClientError (no credentials, table unreachable) fails the step with its message.
+    delivery = await asyncio.to_thread(send_to_stack_user, outputs, user_id, marker)
     if not delivery.delivered:
         failures = ", ".join(f"{cid}: {why}" for cid, why in delivery.failed.items())
         raise StepFailed(
