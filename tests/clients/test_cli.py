@@ -20,11 +20,12 @@ from wsauth.commands.smoke import STEPS
 from .samples import LOCAL_OUTPUTS
 
 COMMANDS = ("connect", "notify", "smoke", "web")
+WSAUTH = (sys.executable, "-m", "wsauth")
 
 
 def wsauth(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "wsauth", *args],
+        [*WSAUTH, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -40,6 +41,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], command: str
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"wsauth {command}: ")
     return lines[0]
+
+
+def signed_in(command: str, outputs: Path, username: str) -> list[str]:
+    """The arguments of `wsauth COMMAND` signing in as a script does (password on stdin)."""
+    return [command, "--outputs", str(outputs), "--username", username, "--password-stdin"]
 
 
 @pytest.fixture
@@ -111,15 +117,7 @@ def test_unreachable_stack_is_one_line(tmp_path: Path) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({**LOCAL_OUTPUTS, "awsEndpoint": endpoint}))
-    result = wsauth(
-        "connect",
-        "--outputs",
-        str(path),
-        "--username",
-        "ada@example.com",
-        "--password-stdin",
-        stdin="Some-password-1!\n",
-    )
+    result = wsauth(*signed_in("connect", path, "ada@example.com"), stdin="Some-password-1!\n")
     line = assert_one_line_error(result, "connect")
     assert f"stack unreachable: cannot reach Cognito at {endpoint}" in line
 
@@ -130,15 +128,7 @@ def test_unreachable_stack_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_smoke_passes_against_the_local_cloud(outputs_file: Path, user: CloudUser) -> None:
     """Every step passes, one line each with its time; exit status 0."""
-    result = wsauth(
-        "smoke",
-        "--outputs",
-        str(outputs_file),
-        "--username",
-        user.username,
-        "--password-stdin",
-        stdin=user.password + "\n",
-    )
+    result = wsauth(*signed_in("smoke", outputs_file, user.username), stdin=user.password + "\n")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for step in STEPS:
@@ -153,15 +143,7 @@ def test_smoke_with_a_wrong_password_fails_and_skips_the_rest(
     outputs_file: Path, user: CloudUser
 ) -> None:
     """Sign-in fails: its line says why, the steps that need it are skipped, exit status 1."""
-    result = wsauth(
-        "smoke",
-        "--outputs",
-        str(outputs_file),
-        "--username",
-        user.username,
-        "--password-stdin",
-        stdin="Not-the-password-1!\n",
-    )
+    result = wsauth(*signed_in("smoke", outputs_file, user.username), stdin="Not-the-password-1!\n")
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert lines[1].startswith("FAIL  sign in")
@@ -175,17 +157,7 @@ def test_smoke_with_a_wrong_password_fails_and_skips_the_rest(
 def start_connect(outputs_file: Path, user: CloudUser) -> subprocess.Popen[str]:
     """`wsauth connect` signed in and connected (its first echo received)."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wsauth",
-            "connect",
-            "--outputs",
-            str(outputs_file),
-            "--username",
-            user.username,
-            "--password-stdin",
-        ],
+        [*WSAUTH, *signed_in("connect", outputs_file, user.username)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -247,13 +219,7 @@ def test_connect_reports_a_close_by_the_server(
 def test_connect_with_a_wrong_password_is_one_line(outputs_file: Path, user: CloudUser) -> None:
     """Wrong password: one line, exit status 1."""
     result = wsauth(
-        "connect",
-        "--outputs",
-        str(outputs_file),
-        "--username",
-        user.username,
-        "--password-stdin",
-        stdin="Not-the-password-1!\n",
+        *signed_in("connect", outputs_file, user.username), stdin="Not-the-password-1!\n"
     )
     assert assert_one_line_error(result, "connect").endswith("wrong username or password")
 
@@ -270,15 +236,7 @@ def test_connect_refused_handshake_is_one_line(
     )["UserPoolClient"]["ClientId"]
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({**local_cloud.outputs, "userPoolWebClientId": other_client}))
-    result = wsauth(
-        "connect",
-        "--outputs",
-        str(path),
-        "--username",
-        user.username,
-        "--password-stdin",
-        stdin=user.password + "\n",
-    )
+    result = wsauth(*signed_in("connect", path, user.username), stdin=user.password + "\n")
     line = assert_one_line_error(result, "connect")
     assert "refused the connection (403" in line
 
@@ -328,7 +286,7 @@ def test_web_serves_the_page_until_stopped(tmp_path: Path, stop: signal.Signals)
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(LOCAL_OUTPUTS))
     process = subprocess.Popen(
-        [sys.executable, "-m", "wsauth", "web", "--outputs", str(path), "--port", "0"],
+        [*WSAUTH, "web", "--outputs", str(path), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
