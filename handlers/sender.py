@@ -93,7 +93,6 @@ def management_client(endpoint_url: str | None, region: str | None = None) -> An
             from the standard environment.
     """
     import boto3
-    from botocore.config import Config
 
     if region is None and endpoint_url is not None:
         match = _EXECUTE_API_HOST.search(endpoint_url)
@@ -104,7 +103,7 @@ def management_client(endpoint_url: str | None, region: str | None = None) -> An
         "apigatewaymanagementapi",
         endpoint_url=endpoint_url,
         region_name=region,
-        config=Config(max_pool_connections=_POOL_CONNECTIONS),
+        config=connections.client_config(max_pool_connections=_POOL_CONNECTIONS),
     )
 
 
