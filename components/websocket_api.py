@@ -412,11 +412,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             "authorizer",
             code=code,
             handler=AUTHORIZER_HANDLER,
-            architecture=architecture,
-            runtime=runtime,
+            settings=settings,
             memory_mb=settings.authorizer_memory_mb,
             timeout_seconds=settings.authorizer_timeout_seconds,
-            retention=retention,
             environment={
                 "USER_POOL_ID": args["user_pool_id"],
                 "APP_CLIENT_ID": pulumi.Output.all(*app_client_ids).apply(",".join),
@@ -431,11 +429,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             "websocket",
             code=code,
             handler=WEBSOCKET_HANDLER,
-            architecture=architecture,
-            runtime=runtime,
+            settings=settings,
             memory_mb=settings.websocket_memory_mb,
             timeout_seconds=settings.websocket_timeout_seconds,
-            retention=retention,
             environment={
                 "CONNECTION_TABLE_NAME": args["connection_table_name"],
                 "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
@@ -464,15 +460,10 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             identity_sources=[identity_source],
             opts=self._child,
         )
-        aws.lambda_.Permission(
-            f"{name}-authorizer-invoke",
-            action="lambda:InvokeFunction",
-            function=authorizer_fn.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(
-                self._api.execution_arn, "/authorizers/", authorizer.id
-            ),
-            opts=self._child,
+        self._allow_invoke(
+            "authorizer",
+            authorizer_fn,
+            pulumi.Output.concat(self._api.execution_arn, "/authorizers/", authorizer.id),
         )
 
         websocket_integration = self._integration("websocket", websocket_fn)
@@ -572,22 +563,24 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         *,
         code: pulumi.Archive,
         handler: str,
-        architecture: str,
-        runtime: str,
+        settings: _Settings,
         memory_mb: int,
         timeout_seconds: int,
-        retention: int,
         environment: dict[str, pulumi.Input[str]],
         policy: Callable[[pulumi.Output[str]], pulumi.Output[str]],
     ) -> aws.lambda_.Function:
-        """A function with its own role and its own log group, created before the function."""
+        """A function with its own role and its own log group, created before the function.
+
+        Architecture, runtime and log retention come from `settings`, the same for every
+        function, as `code` is the one archive built for that architecture and runtime.
+        """
         name = self._name
         function_name = _physical_name(name, role_name)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-{role_name}-logs",
             # Lambda's default group name, so the console and `sam logs` find it.
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=retention,
+            retention_in_days=settings.log_retention_days,
             opts=self._child,
         )
         role = aws.iam.Role(
@@ -608,8 +601,8 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             role=role.arn,
             code=code,
             handler=handler,
-            runtime=runtime,
-            architectures=[architecture],
+            runtime=settings.lambda_runtime,
+            architectures=[settings.lambda_architecture],
             memory_size=memory_mb,
             timeout=timeout_seconds,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
@@ -654,14 +647,22 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             authorizer_id=authorizer_id,
             opts=self._child,
         )
-        aws.lambda_.Permission(
-            f"{self._name}-{suffix}-invoke",
+        self._allow_invoke(
+            suffix,
+            function,
+            pulumi.Output.concat(self._api.execution_arn, "/", self._stage_name, "/", route_key),
+        )
+        return route
+
+    def _allow_invoke(
+        self, role_name: str, function: aws.lambda_.Function, source_arn: pulumi.Input[str]
+    ) -> aws.lambda_.Permission:
+        """Let API Gateway invoke `function`, only on behalf of `source_arn` (this API's)."""
+        return aws.lambda_.Permission(
+            f"{self._name}-{role_name}-invoke",
             action="lambda:InvokeFunction",
             function=function.name,
             principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(
-                self._api.execution_arn, "/", self._stage_name, "/", route_key
-            ),
+            source_arn=source_arn,
             opts=self._child,
         )
-        return route
