@@ -16,18 +16,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from localcloud.testing import REPO_ROOT, LocalCloud, descendant_pids, start_local_cloud
+from wsauth.outputs import REQUIRED_KEYS
 
 pytestmark = pytest.mark.e2e
 
-STACK_OUTPUTS = {
-    "region",
-    "userPoolId",
-    "userPoolWebClientId",
-    "webSocketEndpoint",
-    "managementEndpoint",
-    "connectionTableName",
-    "awsEndpoint",
-}
+# Every output a client needs (DESIGN §3), plus where the embedded AWS services answer.
+STACK_OUTPUTS = {*REQUIRED_KEYS, "awsEndpoint"}
 
 
 def _alive(pid: int) -> bool:
