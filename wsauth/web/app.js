@@ -313,17 +313,27 @@ function refreshTokens() {
   return refreshing;
 }
 
-async function refreshOnSchedule() {
+// Refreshes the tokens for whoever asked (the schedule, a reconnect). Resolves to "ok";
+// "ended" when the session is over (signed out meanwhile, or the refresh token refused, in which
+// case this signs out); or "retry" when Cognito could not answer and the caller may try again.
+async function refreshSession() {
   const current = session;
   try {
     await refreshTokens();
+    return "ok";
   } catch (error) {
-    if (session !== current) return;
+    if (session !== current) return "ended";
     if (error.type === "NotAuthorizedException") {
       // The refresh token was revoked or expired: nothing will work until a new sign-in.
       signOut("Your session has expired: sign in again.");
-      return;
+      return "ended";
     }
+    return "retry";
+  }
+}
+
+async function refreshOnSchedule() {
+  if ((await refreshSession()) === "retry") {
     // Cognito unreachable: the current token still works for a while, try again soon.
     refreshTimer = setTimeout(refreshOnSchedule, REFRESH_RETRY_MS);
   }
@@ -467,17 +477,9 @@ async function reconnect() {
   if (!current) return;
   // A token about to expire would be refused at the handshake: refresh it first.
   if (current.expiresAt - Date.now() < 60 * 1000) {
-    try {
-      await refreshTokens();
-    } catch (error) {
-      if (session !== current) return;
-      if (error.type === "NotAuthorizedException") {
-        signOut("Your session has expired: sign in again.");
-        return;
-      }
-      scheduleReconnect();
-      return;
-    }
+    const refreshed = await refreshSession();
+    if (refreshed === "retry") scheduleReconnect();
+    if (refreshed !== "ok") return;
   }
   if (session) connect();
 }
