@@ -13,6 +13,7 @@ from wsauth.outputs import OutputsError, StackOutputs, load_outputs
 __all__ = [
     "add_command",
     "add_outputs_argument",
+    "add_sign_in_arguments",
     "outputs_from",
     "print_status",
     "read_password",
@@ -60,6 +61,20 @@ def add_outputs_argument(parser: argparse.ArgumentParser) -> None:
         help="the stack's outputs: the file `wsauth local --outputs FILE` writes, or "
         "`pulumi stack output --json > FILE` for a deployed stack",
     )
+
+
+def add_sign_in_arguments(
+    parser: argparse.ArgumentParser, *, username_help: str, password_stdin_help: str
+) -> None:
+    """Add `--username` and `--password-stdin`, the arguments `read_password` reads.
+
+    Args:
+        parser: A command that signs in.
+        username_help: What the user is, in this command.
+        password_stdin_help: What `--password-stdin` reads, in this command.
+    """
+    parser.add_argument("--username", required=True, help=username_help)
+    parser.add_argument("--password-stdin", action="store_true", help=password_stdin_help)
 
 
 def outputs_from(args: argparse.Namespace) -> StackOutputs:

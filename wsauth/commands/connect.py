@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 from wsauth.cli import CommandError
 from wsauth.client import ClientError, open_socket, sign_in
-from wsauth.commands._common import add_command, outputs_from, print_status, read_password
+from wsauth.commands._common import (
+    add_command,
+    add_sign_in_arguments,
+    outputs_from,
+    print_status,
+    read_password,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -39,14 +45,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 --username ada@example.com --password-stdin
         """,
     )
-    parser.add_argument(
-        "--username", required=True, help="the user to sign in as (their email address)"
-    )
-    parser.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input instead of prompting; "
-        "the lines after it are sent as messages",
+    add_sign_in_arguments(
+        parser,
+        username_help="the user to sign in as (their email address)",
+        password_stdin_help="read the password from the first line of standard input instead "
+        "of prompting; the lines after it are sent as messages",
     )
     parser.set_defaults(run=run)
 

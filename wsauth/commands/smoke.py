@@ -23,7 +23,12 @@ from wsauth.client import (
     send_to_stack_user,
     sign_in,
 )
-from wsauth.commands._common import add_command, outputs_from, read_password
+from wsauth.commands._common import (
+    add_command,
+    add_sign_in_arguments,
+    outputs_from,
+    read_password,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -75,11 +80,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 --username ada@example.com --password-stdin
         """,
     )
-    parser.add_argument("--username", required=True, help="a confirmed user of the stack's pool")
-    parser.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from standard input's first line instead of prompting",
+    add_sign_in_arguments(
+        parser,
+        username_help="a confirmed user of the stack's pool",
+        password_stdin_help="read the password from standard input's first line instead of "
+        "prompting",
     )
     parser.add_argument(
         "--timeout",
