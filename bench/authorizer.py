@@ -305,8 +305,8 @@ def import_time_as_packaged_ms(runs: int) -> tuple[float, float] | None:
 
     The Lambda archive carries no ``.pyc`` (they are interpreter-specific) and ``/var/task`` is
     read-only, so each cold start compiles ``handlers``, python-jose and cryptography's Python
-    modules; the standard library comes with bytecode. This reproduces that layout (orjson is
-    compiled code, copied along so the archive's layout is complete).
+    modules; the standard library comes with bytecode. This reproduces that layout (orjson and
+    pybase64 are mostly compiled code, copied along so the archive's layout is complete).
     """
     import shutil
     import tempfile
@@ -314,11 +314,12 @@ def import_time_as_packaged_ms(runs: int) -> tuple[float, float] | None:
     import cryptography
     import jose
     import orjson
+    import pybase64
 
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     samples = []
     with tempfile.TemporaryDirectory() as tmp:
-        for package in (jose, cryptography, orjson):
+        for package in (jose, cryptography, orjson, pybase64):
             source = Path(str(package.__file__)).parent
             shutil.copytree(source, Path(tmp) / source.name, ignore=skip)
         shutil.copytree(ROOT / "handlers", Path(tmp) / "handlers", ignore=skip)
