@@ -13,14 +13,22 @@ with SIGKILL.
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import email.utils
+import io
 import os
 import re
+import socket
+import socketserver
 import subprocess
 import sys
 import threading
+import time
+import traceback
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 __all__ = ["FAKE_CREDENTIALS", "EmbeddedAws"]
 
@@ -152,6 +160,189 @@ class _SignedServiceDispatch:
         return app(environ, start_response)
 
 
+class _WsgiServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """A lean HTTP/1.1 server for moto's WSGI app: one thread per kept-alive connection.
+
+    Werkzeug's development server answers every request with `Connection: close` (by design:
+    `http.server` cannot drain a body it did not read), so every `PutItem`/`DeleteItem` of the
+    handlers paid a new TCP connection in botocore and a new thread here; its head parsing
+    goes through the email package too. Measured on a `PutItem` with a kept-alive boto3
+    client: server CPU 1.6 → 1.0 ms per request, client CPU 1.27 → 1.11 ms, round trip 2.7 →
+    2.1 ms. It serves what the local cloud's clients send (boto3, the JWKS GET, browsers'
+    Cognito calls): `Content-Length` or chunked bodies, keep-alive, `Expect: 100-continue`.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: Any) -> None:
+        self.app = app
+        super().__init__(address, _WsgiConnection)
+
+
+class _WsgiConnection(socketserver.StreamRequestHandler):
+    server: _WsgiServer
+
+    def setup(self) -> None:
+        super().setup()
+        # One write per response: no Nagle wait for an ACK between head and body.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            while self._serve_one():
+                pass
+
+    def _serve_one(self) -> bool:
+        rfile = self.rfile
+        line = rfile.readline(_MAX_LINE)
+        while line in (b"\r\n", b"\n"):  # stray blank lines between requests are allowed
+            line = rfile.readline(_MAX_LINE)
+        if not line:
+            return False
+        try:
+            method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ")
+        except ValueError:
+            self._reply_error(400)
+            return False
+        environ = self._environ(method, target, version)
+        for _ in range(_MAX_HEADERS):
+            line = rfile.readline(_MAX_LINE)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or name != name.strip():
+                self._reply_error(400)
+                return False
+            key = name.upper().replace("-", "_")
+            if "_" in name:
+                continue  # as Werkzeug: X_Foo must not pass for X-Foo
+            value = value.strip()
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+                if key in environ:
+                    value = f"{environ[key]},{value}"
+            environ[key] = value
+        else:
+            self._reply_error(431)
+            return False
+        keep_alive = _keeps_alive(version, environ.get("HTTP_CONNECTION", ""))
+        if environ.get("HTTP_EXPECT", "").lower() == "100-continue":
+            self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = self._read_chunked()
+            environ["CONTENT_LENGTH"] = str(len(body))
+        else:
+            length = environ.get("CONTENT_LENGTH", "0") or "0"
+            if not length.isdigit():
+                self._reply_error(400)
+                return False
+            body = rfile.read(int(length))
+        environ["wsgi.input"] = io.BytesIO(body)
+        self._respond(environ, method, keep_alive)
+        return keep_alive
+
+    def _environ(self, method: str, target: str, version: str) -> dict[str, Any]:
+        raw_path, _, query = target.partition("?")
+        host, port = self.server.server_address[:2]
+        return {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "SERVER_SOFTWARE": "wsauth-local",
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            # WSGI strings are bytes decoded as latin-1, as Werkzeug's server passes them.
+            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            "QUERY_STRING": query,
+            "REQUEST_URI": target,
+            "RAW_URI": target,
+            "REMOTE_ADDR": self.client_address[0],
+            "REMOTE_PORT": self.client_address[1],
+            "SERVER_NAME": host,
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": version,
+        }
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int(self.rfile.readline(_MAX_LINE).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(_MAX_LINE)
+
+    def _respond(self, environ: dict[str, Any], method: str, keep_alive: bool) -> None:
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+            started[:] = [status, headers]
+            return lambda data: chunks.append(data)  # the legacy write() callable
+
+        chunks: list[bytes] = []
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception:  # a moto bug is a 500 for that request, as Werkzeug answered it
+            traceback.print_exc()
+            started[:] = ["500 Internal Server Error", [("Content-Type", "text/plain")]]
+            chunks[:] = [b"Internal Server Error"]
+        body = b"".join(chunks)
+        status, headers = started
+        head = [f"HTTP/1.1 {status}"]
+        head += [f"{name}: {value}" for name, value in headers if name.lower() not in _FRAMING]
+        if not any(name.lower() == "date" for name, _ in headers):
+            # A real server's Date, as Werkzeug's added it (botocore reads it for clock skew).
+            head.append(f"Date: {_http_date()}")
+        head.append(f"Content-Length: {len(body)}")
+        if not keep_alive:
+            head.append("Connection: close")
+        out = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.connection.sendall(out if method == "HEAD" else out + body)
+
+    def _reply_error(self, status: int) -> None:
+        reason = HTTPStatus(status).phrase
+        self.connection.sendall(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
+
+
+_MAX_LINE = 65537
+_MAX_HEADERS = 100
+# Framing is the server's: the body is sent whole, with its own length.
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
+def _keeps_alive(version: str, connection: str) -> bool:
+    connection = connection.lower()
+    if version == "HTTP/1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
+
+
 def _exit_when_stdin_closes() -> None:
     sys.stdin.buffer.read()
     os._exit(0)
@@ -159,18 +350,11 @@ def _exit_when_stdin_closes() -> None:
 
 def _serve(host: str, port: int) -> int:
     """The child: bind, report, serve until stdin closes."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    # werkzeug logs every request; the local cloud logs what matters itself.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = _SignedServiceDispatch(DomainDispatcherApplication(create_backend_app))
     try:
-        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        server = _WsgiServer((host, port), app)
     except OSError as error:
         print(f"error {error.errno or 0} {error.strerror or error}", flush=True)
         return 1
