@@ -220,6 +220,8 @@ class _FunctionPool:
         await worker.close()
 
     async def acquire(self) -> _Worker:
+        if self.idle:  # the warm path: the most recently used worker, without the lock
+            return self.idle.pop()
         async with self.available:
             while not self.idle and self.count >= self.max_workers:
                 await self.available.wait()
@@ -250,7 +252,8 @@ class _FunctionPool:
             await worker.send(
                 {"event": event, "requestId": request_id, "deadlineMs": int(deadline * 1000)}
             )
-            answer = await asyncio.wait_for(worker.receive(), self.spec.timeout_seconds)
+            async with asyncio.timeout(self.spec.timeout_seconds):
+                answer = await worker.receive()
         except TimeoutError:
             await self._discard(worker)
             await self._release_slot()
