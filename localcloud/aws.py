@@ -186,7 +186,7 @@ class _WsgiConnection(socketserver.StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # One write per response: no Nagle wait for an ACK between head and body.
+        # A response goes out at once, not held by Nagle behind an unacknowledged earlier write.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle(self) -> None:
