@@ -139,7 +139,9 @@ class _SignedServiceDispatch:
 
     moto's dispatcher guesses the service for every request (listing its own package directory
     each time, a fifth of a DynamoDB `PutItem`'s server time); the signature already names the
-    service, so for the hot ones the backend app is looked up once and reused.
+    service, so for the hot ones the backend app is looked up once and reused. Those apps run
+    with Flask's debug mode off: moto turns it on, and it only adds per-request form-data
+    checks (a moto error still answers 500, from Flask instead of the server).
     """
 
     def __init__(self, moto_app: Any) -> None:
@@ -155,8 +157,11 @@ class _SignedServiceDispatch:
         app = self._apps.get(service)
         if app is None:
             with self._lock:
-                app = self._apps.get(service) or self._moto_app.create_app(service)
-                self._apps[service] = app
+                app = self._apps.get(service)
+                if app is None:
+                    app = self._moto_app.create_app(service)
+                    app.debug = False
+                    self._apps[service] = app
         return app(environ, start_response)
 
 
