@@ -152,6 +152,7 @@ class _FunctionPool:
         self.count = 0  # started or starting, idle or busy
         self.started = 0
         self.available = asyncio.Condition()
+        self.queued = 0  # invocations waiting for a worker
         self.workers: set[_Worker] = set()
 
     def _environment(self) -> dict[str, str]:
@@ -220,11 +221,17 @@ class _FunctionPool:
         await worker.close()
 
     async def acquire(self) -> _Worker:
-        if self.idle:  # the warm path: the most recently used worker, without the lock
+        if self.idle and not self.queued:
+            # The warm path, without the lock: the most recently used worker. Never ahead of
+            # an invocation already queued for one (that would push its wait into the tail).
             return self.idle.pop()
         async with self.available:
             while not self.idle and self.count >= self.max_workers:
-                await self.available.wait()
+                self.queued += 1
+                try:
+                    await self.available.wait()
+                finally:
+                    self.queued -= 1
             if self.idle:
                 return self.idle.pop()
             self.count += 1
