@@ -274,7 +274,7 @@ class _WsgiConnection(socketserver.StreamRequestHandler):
         }
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int(self.rfile.readline(_MAX_LINE).split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
