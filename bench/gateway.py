@@ -252,6 +252,19 @@ def run_server(kind: str, profile: str | None = None) -> tuple[subprocess.Popen[
     return process, url
 
 
+# The figures both benchmarks report (bench.localcloud reuses them): label, key, how to compare.
+ROWS = [
+    ("echo round trip, 1 client, median (µs)", "rtt_median_us", "ratio"),
+    ("echo round trip, 1 client, p95 (µs)", "rtt_p95_us", "ratio"),
+    ("messages/s, 10 clients", "msgs_10", "share"),
+    ("messages/s, 50 clients", "msgs_50", "share"),
+    ("handshake, 1 client, median (ms)", "hs1_median_ms", "ratio"),
+    ("handshake, 50 at once, median (ms)", "hs50_median_ms", "ratio"),
+    ("handshake, 50 at once, p95 (ms)", "hs50_p95_ms", "ratio"),
+    ("RSS for 1,000 idle connections (KiB)", "idle_1000_kib", "ratio"),
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
@@ -285,19 +298,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(rounds, indent=2))
     floor, gateway = results["floor"], results["gateway"]
-    rows = [
-        ("echo round trip, 1 client, median (µs)", "rtt_median_us", "ratio"),
-        ("echo round trip, 1 client, p95 (µs)", "rtt_p95_us", "ratio"),
-        ("messages/s, 10 clients", "msgs_10", "share"),
-        ("messages/s, 50 clients", "msgs_50", "share"),
-        ("handshake, 1 client, median (ms)", "hs1_median_ms", "ratio"),
-        ("handshake, 50 at once, median (ms)", "hs50_median_ms", "ratio"),
-        ("handshake, 50 at once, p95 (ms)", "hs50_p95_ms", "ratio"),
-        ("RSS for 1,000 idle connections (KiB)", "idle_1000_kib", "ratio"),
-    ]
     print("| measure | floor (bare websockets) | gateway | gateway vs floor |")
     print("|---|---:|---:|---:|")
-    for label, key, kind in rows:
+    for label, key, kind in ROWS:
         if kind == "share":
             relation = f"{gateway[key] / floor[key]:.0%} of floor"
         else:

@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect
 
 from bench.gateway import (
     MESSAGE,
+    ROWS,
     handshakes,
     percentile,
     round_trips,
@@ -219,18 +220,6 @@ def measure_floor(quick: bool) -> dict[str, float]:
         process.terminate()
         process.wait()
     return figures
-
-
-ROWS = [
-    ("echo round trip, 1 client, median (µs)", "rtt_median_us", "ratio"),
-    ("echo round trip, 1 client, p95 (µs)", "rtt_p95_us", "ratio"),
-    ("messages/s, 10 clients", "msgs_10", "share"),
-    ("messages/s, 50 clients", "msgs_50", "share"),
-    ("handshake, 1 client, median (ms)", "hs1_median_ms", "ratio"),
-    ("handshake, 50 at once, median (ms)", "hs50_median_ms", "ratio"),
-    ("handshake, 50 at once, p95 (ms)", "hs50_p95_ms", "ratio"),
-    ("RSS for 1,000 idle connections (KiB)", "idle_1000_kib", "ratio"),
-]
 
 
 def main() -> int:

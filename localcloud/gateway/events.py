@@ -99,20 +99,10 @@ def _request_context(
     return context
 
 
-def _header_maps(
-    headers: list[tuple[str, str]],
-) -> tuple[dict[str, str], dict[str, list[str]]]:
-    single: dict[str, str] = {}
-    multi: dict[str, list[str]] = {}
-    for name, value in headers:
-        single[name] = value
-        multi.setdefault(name, []).append(value)
-    return single, multi
-
-
-def _query_maps(
+def _value_maps(
     pairs: list[tuple[str, str]],
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """AWS's two views of headers or query parameters: last value wins, and every value."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -141,8 +131,8 @@ def authorizer_event(
     Returns:
         The event.
     """
-    single_headers, multi_headers = _header_maps(headers)
-    single_query, multi_query = _query_maps(query)
+    single_headers, multi_headers = _value_maps(headers)
+    single_query, multi_query = _value_maps(query)
     method_arn = f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{info.api_id}/{info.stage}/$connect"
     return {
         "type": "REQUEST",
@@ -174,13 +164,13 @@ def connect_event(
     Returns:
         The event.
     """
-    single_headers, multi_headers = _header_maps(headers)
+    single_headers, multi_headers = _value_maps(headers)
     event: dict[str, Any] = {
         "headers": single_headers,
         "multiValueHeaders": multi_headers,
     }
     if query:
-        single_query, multi_query = _query_maps(query)
+        single_query, multi_query = _value_maps(query)
         event["queryStringParameters"] = single_query
         event["multiValueQueryStringParameters"] = multi_query
     event["requestContext"] = _request_context(info, "$connect", "CONNECT", now_ms)
