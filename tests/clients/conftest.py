@@ -1,4 +1,4 @@
-"""Fixtures of the client tests: headless Chromium (the local cloud comes from tests/conftest.py)."""
+"""Fixtures of the client tests: headless Chromium (`local_cloud` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
