@@ -186,6 +186,7 @@ class _FunctionPool:
             sys.executable,
             "-S",
             _WORKER_SCRIPT,
+            str(os.getpid()),
             str(self.spec.code_dir),
             self.spec.handler,
             *site_dirs,

@@ -1,7 +1,7 @@
 """One Lambda execution environment: loads a handler once, then serves invocations over pipes.
 
-Started by `localcloud.lambdas` as `python -S worker.py CODE_DIR HANDLER SITE_DIR...`, with
-exactly the function's environment. Only the standard library is imported here, before the
+Started by `localcloud.lambdas` as `python -S worker.py PARENT_PID CODE_DIR HANDLER SITE_DIR...`,
+with exactly the function's environment. Only the standard library is imported here, before the
 handler's own imports, so the handler sees an interpreter as clean as Lambda's: `sys.path` is
 the unpacked archive first, then the site-packages that stand for Lambda's runtime (boto3).
 `-S` keeps the project's own `.pth` files (an editable install of `handlers`) out of the way, so
@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import struct
 import sys
 import time
@@ -84,6 +85,22 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"errorType": type(exc).__name__, "errorMessage": str(exc)}
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker as soon as the local cloud dies, even by SIGKILL.
+
+    An idle worker ends when its stdin closes, but one stuck in a hung handler never reads it
+    again and would outlive a killed `wsauth local`. Linux's parent-death signal covers both.
+    """
+    if sys.platform != "linux":
+        return  # elsewhere the closed pipe still ends idle workers
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _load_handler(handler: str) -> Callable[[Any, LambdaContext], Any]:
     module_name, _, function_name = handler.rpartition(".")
     if not module_name:
@@ -97,12 +114,13 @@ def main(argv: list[str]) -> int:
     """Serve invocations until the parent closes stdin.
 
     Args:
-        argv: `[code_dir, handler, site_dir, ...]`.
+        argv: `[parent_pid, code_dir, handler, site_dir, ...]`.
 
     Returns:
         The process exit status.
     """
-    code_dir, handler_name, *site_dirs = argv
+    parent_pid, code_dir, handler_name, *site_dirs = argv
+    _die_with_parent(int(parent_pid))
     # Keep the protocol channel to ourselves: the handler's prints go to stderr (the log).
     requests = os.fdopen(os.dup(0), "rb")
     responses = os.fdopen(os.dup(1), "wb")

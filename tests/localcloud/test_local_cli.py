@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from localcloud.testing import REPO_ROOT, LocalCloud, descendant_pids, start_local_cloud
+from localcloud.testing import (
+    REPO_ROOT,
+    LocalCloud,
+    descendant_pids,
+    eventually,
+    start_local_cloud,
+)
 from wsauth.outputs import REQUIRED_KEYS
 
 pytestmark = pytest.mark.e2e
@@ -72,6 +78,37 @@ def test_signal_stops_cleanly_with_no_stray_processes(tmp_path: Path, signum: in
     # Invocations are logged one per line, and the token never is.
     assert "$connect" in log and "$default" in log
     assert token not in log and token.split(".")[1] not in log
+
+
+def test_sigkill_leaves_no_worker_behind_not_even_a_hung_one(tmp_path: Path) -> None:
+    """`kill -9` of the local cloud mid-invocation: the worker stuck in a handler that sleeps
+    for an hour dies with it, as do the idle workers and moto."""
+    program = Path(__file__).parent / "programs" / "custom_route"
+    with start_local_cloud(program_dir=program, workdir=tmp_path) as cloud:
+        url = cloud.websocket_url(cloud.id_token(cloud.create_user()))
+
+        def hung_worker() -> int | None:
+            for pid in descendant_pids(cloud.process.pid):
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    if b"testfns.hang" in cmdline.read():
+                        return pid
+            return None
+
+        async def kill_mid_invocation() -> tuple[int, set[int]]:
+            async with connect(url) as websocket:
+                await websocket.send(json.dumps({"action": "hang"}))
+                # Its timeout (1 s) runs from the invocation, which follows the cold start.
+                eventually(lambda: "cold start test-hang" in cloud.log_text(), timeout=30)
+                hung = hung_worker()
+                family = descendant_pids(cloud.process.pid)
+                cloud.process.kill()
+                cloud.process.wait(30)
+                assert hung is not None
+                return hung, family
+
+        hung, family = asyncio.run(kill_mid_invocation())
+        assert hung in family and len(family) >= 4  # moto, authorizer, websocket, the hung one
+        eventually(lambda: not [pid for pid in family if _alive(pid)], timeout=10)
 
 
 def test_outputs_are_printed_like_pulumi_up(local_cloud: LocalCloud) -> None:
