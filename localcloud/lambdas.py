@@ -179,6 +179,7 @@ class _FunctionPool:
 
     async def _start_worker(self) -> _Worker:
         self.started += 1
+        index = self.started  # taken now: other starts may count up while this one waits
         paths = sysconfig.get_paths()
         site_dirs = list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
         began = time.perf_counter()
@@ -198,7 +199,7 @@ class _FunctionPool:
             start_new_session=True,
             limit=_STREAM_LIMIT,
         )
-        worker = _Worker(self.spec, process, self.started)
+        worker = _Worker(self.spec, process, index)
         self.workers.add(worker)
         try:
             ready = await asyncio.wait_for(worker.receive(), self.spec.timeout_seconds + 10)

@@ -223,12 +223,22 @@ def test_handler_output_is_forwarded_to_the_log(
     run(body, runtime)
 
 
-def test_concurrent_invocations_spread_over_workers_up_to_the_cap(runtime: LambdaRuntime) -> None:
-    """Concurrent invocations start new workers while all are busy, never more than the cap."""
+def test_concurrent_invocations_spread_over_workers_up_to_the_cap(
+    runtime: LambdaRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Concurrent invocations start new workers while all are busy, never more than the cap;
+    each worker's log label is its own, even when they cold-start together."""
 
     async def body() -> None:
+        caplog.set_level(logging.INFO, logger="localcloud.lambda")
         pids = await asyncio.gather(*(runtime.invoke("slow", {}) for _ in range(6)))
         assert len(set(pids)) == 3
+        cold_starts = [
+            record.getMessage().split()[2]
+            for record in caplog.records
+            if record.getMessage().startswith("cold start ")
+        ]
+        assert sorted(cold_starts) == ["slow#1", "slow#2", "slow#3"]
 
     run(body, runtime)
 
