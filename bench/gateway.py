@@ -20,10 +20,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 from websockets.asyncio.client import connect
+
+Settle = Callable[[], Awaitable[None]]
+"""Waits until the server has finished the work a round's closes started."""
 
 MESSAGE = '{"action":"sendmessage","data":"hello from the benchmark"}'
 SIGNATURE = (
@@ -195,17 +199,34 @@ async def throughput(url: str, clients: int, seconds: float) -> float:
     return done / elapsed
 
 
-async def handshakes(url: str, clients: int, rounds: int) -> list[float]:
-    async def one() -> float:
+async def timed_connects(urls: list[str], settle: Settle | None = None) -> list[float]:
+    """Open one connection per URL, all at once; return each handshake's ms.
+
+    Only the handshakes are timed (the authorizer and `$connect`): every connection stays
+    open until all are done, then all close, and `settle` waits for the server to finish
+    what the closes started (`$disconnect`) so that it does not run into the next
+    measurement. No fixed pause: an idle machine wakes up slower, which would penalize
+    whichever server was measured after one.
+    """
+
+    async def one(url: str) -> tuple[float, Any]:
         started = time.perf_counter()
         client = await connect(url)
-        elapsed = (time.perf_counter() - started) * 1e3
-        await client.close()
-        return elapsed
+        return (time.perf_counter() - started) * 1e3, client
 
+    opened = await asyncio.gather(*(one(url) for url in urls))
+    await asyncio.gather(*(client.close() for _, client in opened))
+    if settle is not None:
+        await settle()
+    return [elapsed for elapsed, _ in opened]
+
+
+async def handshakes(
+    url: str, clients: int, rounds: int, settle: Settle | None = None
+) -> list[float]:
     samples: list[float] = []
     for _ in range(rounds):
-        samples += await asyncio.gather(*(one() for _ in range(clients)))
+        samples += await timed_connects([url] * clients, settle)
     return samples
 
 
