@@ -179,6 +179,7 @@ def run_local(options: LocalOptions, *, out: TextIO | None = None) -> int:
 async def _serve(
     options: LocalOptions, realized: Any, aws: Any, web_port: int, began: float, out: TextIO
 ) -> int:
+    from localcloud.aws import FAKE_CREDENTIALS
     from localcloud.gateway import Gateway
     from localcloud.lambdas import LambdaRuntime
     from localcloud.permissions import PermissionCheckingInvoker
@@ -207,6 +208,10 @@ async def _serve(
         host=options.host,
         port=options.port if options.port else 0,
         log=lambda line: log.info("%s", line),
+        # What the workers sign with: their @connections calls are verified, not just parsed.
+        credentials={
+            FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+        },
     )
     web: Any = None
     wrote_outputs = False

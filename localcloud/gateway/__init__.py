@@ -1,8 +1,8 @@
 """The gateway emulator: API Gateway WebSocket APIs (stage, routes, authorizer, @connections).
 
 Layers: `http` (HTTP/1.1 heads and responses), `routing` (route selection), `events` (AWS event
-shapes and the authorizer's answer), `management` (the `@connections` API), `server` (the asyncio
-server and the connection lifecycle).
+shapes and the authorizer's answer), `management` (the `@connections` API) with `sigv4` (its
+signature check), `server` (the asyncio server and the connection lifecycle).
 
 How it answers, and where AWS's behaviour is not documented, what was chosen:
 
@@ -30,12 +30,16 @@ How it answers, and where AWS's behaviour is not documented, what was chosen:
   1001 "Going away" for the idle timeout, the 2-hour maximum and `Gateway.close()`, 1009 for
   oversize frames (32 KB) or messages (128 KB). Its result is ignored.
 - Idle: only data messages count as activity, the client's and those posted to it; pings do not.
-- `@connections`: an `Authorization: AWS4-HMAC-SHA256 Credential=… Signature=…` header is
-  required (403 "Missing Authentication Token" otherwise), but the signature is not verified:
-  there is no IAM locally. POST sends the body as one text message when it is UTF-8, else as a
-  binary message; over 128 KB is 413 PayloadTooLargeException; a client whose unread data
-  passes 1 MB makes POST answer 429 LimitExceededException. Unknown ids are 410 GoneException
-  (as are connections already closing). GET answers `connectedAt`, `identity`, `lastActiveAt`.
+- `@connections`: every call must be SigV4-signed for service `execute-api` in the API's
+  region, with an `X-Amz-Date` within 5 minutes and `host` among the signed headers; otherwise
+  403 with AWS's error type ("Missing Authentication Token", IncompleteSignatureException,
+  InvalidSignatureException). The signature itself is recomputed for the access keys the
+  gateway is given (the local cloud's own, which its workers sign with); other keys are taken
+  on trust, as moto takes them, since there is no IAM locally to know their secrets. POST
+  sends the body as one text message when it is UTF-8, else as a binary message; over 128 KB
+  is 413 PayloadTooLargeException; a client whose unread data passes 1 MB makes POST answer
+  429 LimitExceededException. Unknown ids are 410 GoneException (as are connections already
+  closing). GET answers `connectedAt`, `identity`, `lastActiveAt`.
 - Backpressure: a peer that does not read what it is sent, or has 64 messages in flight, is not
   read from until it catches up, so memory per connection stays bounded.
 """

@@ -61,6 +61,8 @@ class Request:
     method: str
     path: str
     """Percent-decoded path, without the query string."""
+    raw_path: str
+    """The path as sent, still percent-encoded (what a SigV4 signature covers)."""
     query: str
     """Raw query string (without `?`), empty when absent."""
     headers: list[tuple[str, str]]
@@ -140,7 +142,13 @@ def parse_head(head: bytes) -> Request:
         raise HttpError(400, "request target must be an absolute path")
     path = unquote(raw_path) if "%" in raw_path else raw_path
     return Request(
-        method=method, path=path, query=query, headers=headers, by_name=by_name, version=version
+        method=method,
+        path=path,
+        raw_path=raw_path,
+        query=query,
+        headers=headers,
+        by_name=by_name,
+        version=version,
     )
 
 

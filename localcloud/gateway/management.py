@@ -2,9 +2,9 @@
 
 Answers as API Gateway does, with the error types botocore maps to exceptions
 (`x-amzn-ErrorType`: `GoneException` 410, `PayloadTooLargeException` 413,
-`LimitExceededException` 429, `ForbiddenException` 403). Requests must carry an AWS SigV4
-`Authorization` header; the signature itself is not verified locally (there is no IAM here),
-but an unsigned call is refused with 403 as AWS refuses it.
+`LimitExceededException` 429). Requests must carry a valid AWS SigV4 signature
+(`sigv4.check_signature`): an unsigned, malformed, stale or wrongly scoped one is refused with
+AWS's 403, before anything else is looked at.
 """
 
 from __future__ import annotations
@@ -14,19 +14,23 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .http import Request, json_response, response
+from .sigv4 import Refusal
 
 __all__ = [
     "CONNECTIONS_SEGMENT",
     "ManagedConnection",
     "PostResult",
+    "SignatureCheck",
     "handle_management",
-    "is_signed",
 ]
 
 CONNECTIONS_SEGMENT = "/@connections/"
 
 PostResult = bool
 """True when the data was queued to the client, False when its buffer is full (429)."""
+
+SignatureCheck = Callable[[Request, bytes], Refusal | None]
+"""Checks a request's signature: None to proceed, else why it is refused (403)."""
 
 
 class ManagedConnection(Protocol):
@@ -54,22 +58,13 @@ def _error(status: int, error_type: str, message: str | None, keep_alive: bool) 
     )
 
 
-def is_signed(request: Request) -> bool:
-    """Tell whether a request carries a SigV4 Authorization header (presence, not validity)."""
-    authorization = request.header("Authorization") or ""
-    return (
-        authorization.startswith("AWS4-HMAC-SHA256 ")
-        and "Credential=" in authorization
-        and "Signature=" in authorization
-    )
-
-
 def handle_management(
     request: Request,
     body: bytes,
     connection_id: str,
     lookup: Callable[[str], ManagedConnection | None],
     max_message_bytes: int,
+    check_signature: SignatureCheck,
 ) -> bytes:
     """Serve one `@connections` request.
 
@@ -79,15 +74,15 @@ def handle_management(
         connection_id: The decoded `{id}` path segment.
         lookup: Finds a live connection by id.
         max_message_bytes: Largest `POST` body accepted (API Gateway's 128 KB).
+        check_signature: The SigV4 check every request passes first.
 
     Returns:
         The response bytes.
     """
     keep_alive = request.keep_alive
-    if not is_signed(request):
-        return _error(
-            403, "MissingAuthenticationTokenException", "Missing Authentication Token", keep_alive
-        )
+    refusal = check_signature(request, body)
+    if refusal is not None:
+        return _error(403, refusal.error_type, refusal.message, keep_alive)
     method = request.method
     if method not in ("POST", "GET", "DELETE"):
         return json_response(

@@ -13,10 +13,11 @@ import asyncio
 import base64
 import binascii
 import errno
+import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -41,6 +42,7 @@ from .events import (
 from .http import MAX_HEAD_BYTES, HttpError, Request, json_response, parse_head, response
 from .management import handle_management
 from .routing import RouteSelector
+from .sigv4 import check_signature
 
 __all__ = ["Gateway"]
 
@@ -401,6 +403,7 @@ class _Connection(asyncio.Protocol):
                         connection_id,
                         gateway._lookup,
                         gateway.api.limits.max_message_bytes,
+                        gateway._check_signature,
                     )
                 )
                 if not request.keep_alive:
@@ -460,16 +463,21 @@ class Gateway:
         host: str = "127.0.0.1",
         port: int = 8080,
         log: Callable[[str], None] | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         """Prepare a gateway (nothing is bound until `start`).
 
         Args:
             api: The API, its routes, authorizer, stage and limits.
             invoker: Invokes the functions the routes integrate.
-            region: The API's region (for `methodArn`).
+            region: The API's region (for `methodArn`, and the scope `@connections` calls
+                must be signed for).
             host: Interface to bind.
             port: Port to bind; 0 picks a free one (read it back from `port`).
             log: Receives one line per invocation (route, connection, status, duration).
+            credentials: Secret access key by access key id: `@connections` signatures made
+                with these keys are verified; other keys are checked for everything but the
+                signature itself (see `sigv4`).
 
         Raises:
             ValueError: When the route selection expression is not supported.
@@ -480,6 +488,9 @@ class Gateway:
         self._host = host
         self._port = port
         self._log = log
+        self._check_signature = functools.partial(
+            check_signature, region=region, secrets=dict(credentials or {})
+        )
         self._selector = RouteSelector(api.route_selection_expression, api.routes)
         self._stage_path = "/" + api.stage
         self._connections_prefix = self._stage_path + "/@connections/"

@@ -143,6 +143,37 @@ def test_connections_api_post_get_delete_gone(local_cloud: LocalCloud, user: Clo
     asyncio.run(scenario())
 
 
+def test_connections_api_verifies_the_local_key_signature(
+    local_cloud: LocalCloud, user: CloudUser
+) -> None:
+    """The local cloud's own key (what its workers sign with) is verified: the right key
+    with a wrong secret is refused with AWS's 403, and the client receives nothing."""
+    import boto3
+
+    forger = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=local_cloud.outputs["managementEndpoint"],
+        region_name=local_cloud.outputs["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="not-the-secret",  # noqa: S106 - the point of the test
+    )
+
+    async def scenario() -> None:
+        async with connect(local_cloud.websocket_url(local_cloud.id_token(user))) as websocket:
+            connection_id = _only_connection_id(local_cloud, user)
+            with pytest.raises(ClientError) as refused:
+                await asyncio.to_thread(
+                    forger.post_to_connection, ConnectionId=connection_id, Data=b"forged"
+                )
+            assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+            await websocket.send("still here")  # the echo, signed by the worker, gets through
+            assert json.loads(await asyncio.wait_for(websocket.recv(), 30)) == {
+                "message": "still here"
+            }
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     "message",
     [
