@@ -2,7 +2,7 @@
 
 `Realizer` is a `pulumi.runtime.Mocks` whose `new_resource` does not fake a resource but makes
 it: Cognito pools and clients and DynamoDB tables in the embedded moto server, Lambda functions
-as `FunctionSpec`s for the worker pool, the WebSocket API as an `ApiSpec` for the gateway. IAM,
+as `FunctionSpec`s for the worker pool, each WebSocket API as an `ApiSpec` for a gateway. IAM,
 log groups and permissions are recorded (IAM roles and policies also created in moto). A type
 it cannot realize is an error that names it: silently skipping a resource would make the local
 stack differ from the deployed one without anyone noticing.
@@ -66,15 +66,12 @@ class RealizedStack:
     """What the program declared, made real: enough to start the gateway and the workers."""
 
     outputs: dict[str, Any]
-    api: ApiSpec
+    apis: list[ApiSpec]
+    """Every WebSocket API, ordered by resource name (the order their ports are given in)."""
     functions: dict[str, FunctionSpec]
     region: str
     permissions: list[InvokePermission] = field(default_factory=list)
     """The functions' invoke permissions (API Gateway is refused without one)."""
-    execution_arn: str = ""
-    """The API's `arn:aws:execute-api:…:{api_id}`: the prefix of every invocation's source."""
-    authorizer_id: str | None = None
-    """The `$connect` authorizer's id, if any."""
     resources: list[tuple[str, str]] = field(default_factory=list)
     """(type, name) of every resource, in declaration order, for the summary."""
 
@@ -172,12 +169,12 @@ class Realizer(pulumi.runtime.Mocks):
         self.functions: dict[str, FunctionSpec] = {}
         self._function_arns: dict[str, str] = {}  # arn → name
         self.apis: dict[str, dict[str, Any]] = {}
+        self._api_resource_names: dict[str, str] = {}  # api id → the program's resource name
         self.integrations: dict[str, dict[str, Any]] = {}
         self.authorizers: dict[str, dict[str, Any]] = {}
         self.routes: list[dict[str, Any]] = []
         self.stages: list[dict[str, Any]] = []
         self.permissions: list[InvokePermission] = []
-        self.connect_authorizer_id: str | None = None
         self.resources: list[tuple[str, str]] = []
         self.unsupported: list[str] = []
         self.failures: list[str] = []
@@ -415,7 +412,16 @@ class Realizer(pulumi.runtime.Mocks):
         if runtime != expected:
             raise RealizeError(
                 f"runtime {runtime!r}: the local cloud runs this interpreter's {expected}; "
-                "set the function's runtime from config (wsauth:lambdaRuntime)"
+                f"take the runtime from the config key lambdaRuntime, which the local stack "
+                f"sets to {expected} (as this project's __main__.py does)"
+            )
+        # Lambda's default is x86_64; an archive for the other one holds wheels that won't load.
+        architecture = (inputs.get("architectures") or ["x86_64"])[0]
+        if architecture != machine_architecture():
+            raise RealizeError(
+                f"architecture {architecture!r}: this machine runs {machine_architecture()}; "
+                f"take the architecture from the config key lambdaArchitecture, which the local "
+                f"stack sets to {machine_architecture()} (as this project's __main__.py does)"
             )
         handler = inputs.get("handler")
         if not handler:
@@ -470,6 +476,7 @@ class Realizer(pulumi.runtime.Mocks):
         api_id = _random_id()
         api_name = inputs.get("name") or _auto_name(name)
         self.apis[api_id] = {**inputs, "name": api_name}
+        self._api_resource_names[api_id] = name
         return api_id, {
             **inputs,
             "id": api_id,
@@ -544,23 +551,29 @@ class Realizer(pulumi.runtime.Mocks):
 
     # --- after the program ran --------------------------------------------------------------
 
-    def api_spec(self, limits: Limits) -> ApiSpec:
-        """Assemble the one WebSocket API the program declares for the gateway.
+    def api_specs(self, limits: Limits) -> list[ApiSpec]:
+        """Assemble each WebSocket API the program declares for a gateway of its own.
+
+        Ordered by the APIs' resource names: resources register from a thread pool, so
+        declaration order is not stable, and each API's port follows from its place.
 
         Raises:
-            RealizeError: No API, several, a route without a Lambda integration, no stage.
+            RealizeError: No API, an API without exactly one stage, a route without a Lambda
+                integration, an authorizer API Gateway would not run.
         """
-        if len(self.apis) != 1:
-            raise RealizeError(
-                f"the program declares {len(self.apis)} WebSocket APIs; the local cloud serves "
-                "exactly one"
-            )
-        ((api_id, api),) = self.apis.items()
+        if not self.apis:
+            raise RealizeError("the program declares no WebSocket API: nothing to serve")
+        order = sorted(self.apis, key=lambda api_id: self._api_resource_names[api_id])
+        return [self._api_spec(api_id, limits) for api_id in order]
+
+    def _api_spec(self, api_id: str, limits: Limits) -> ApiSpec:
+        api = self.apis[api_id]
         stages = [stage for stage in self.stages if stage["apiId"] == api_id]
         if len(stages) != 1:
             raise RealizeError(f"API {api['name']} has {len(stages)} stages; expected one")
         routes: dict[str, RouteSpec] = {}
         connect_authorizer: AuthorizerSpec | None = None
+        authorizer_id: str | None = None
         for route in self.routes:
             if route.get("apiId") != api_id:
                 continue
@@ -575,12 +588,12 @@ class Realizer(pulumi.runtime.Mocks):
             if route.get("authorizationType") == "CUSTOM":
                 if key != "$connect":
                     raise RealizeError(f"route {key!r}: API Gateway allows authorizers on $connect")
-                authorizer = self.authorizers.get(route.get("authorizerId", ""))
+                authorizer_id = route.get("authorizerId", "")
+                authorizer = self.authorizers.get(authorizer_id)
                 if authorizer is None:
                     raise RealizeError("$connect names an unknown authorizer")
                 if authorizer.get("authorizerType") != "REQUEST":
                     raise RealizeError("only REQUEST authorizers run on WebSocket APIs")
-                self.connect_authorizer_id = route["authorizerId"]
                 connect_authorizer = AuthorizerSpec(
                     name=authorizer["name"],
                     function_name=self._function_for_uri(authorizer["authorizerUri"]),
@@ -595,6 +608,8 @@ class Realizer(pulumi.runtime.Mocks):
             routes=routes,
             connect_authorizer=connect_authorizer,
             limits=limits,
+            execution_arn=f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{api_id}",
+            authorizer_id=authorizer_id,
         )
 
     def _function_for_uri(self, uri: str) -> str:
@@ -713,14 +728,11 @@ def realize_program(
         }
 
     outputs = _sync_await(resolve())
-    api = realizer.api_spec(limits or Limits())
     return RealizedStack(
         outputs=outputs,
-        api=api,
+        apis=realizer.api_specs(limits or Limits()),
         functions=realizer.functions,
         region=aws.region,
         permissions=realizer.permissions,
-        execution_arn=f"arn:aws:execute-api:{aws.region}:{ACCOUNT_ID}:{api.api_id}",
-        authorizer_id=realizer.connect_authorizer_id,
         resources=realizer.resources,
     )

@@ -1,10 +1,10 @@
 """Start and stop the whole local cloud: moto, the realized program, workers, gateway, web page.
 
 Order matters: moto first (the program's resources are created in it), then the program (it
-tells us the API and functions), then the gateway (its port goes into the workers' environment),
-then the web page (it needs the outputs). The outputs file is written last, atomically: its
-existence means "ready". Stopping reverses the order, so `$disconnect` still runs while the
-workers and moto are up.
+tells us the APIs and functions), then a gateway per API (its port goes into the workers'
+environment and the outputs), then the web page (it needs the outputs). The outputs file is
+written last, atomically: its existence means "ready". Stopping reverses the order, so
+`$disconnect` still runs while the workers and moto are up.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ from typing import Any, TextIO
 
 from localcloud.spec import Limits
 
-__all__ = ["LocalCloudError", "LocalOptions", "format_outputs", "run_local", "write_outputs"]
+__all__ = [
+    "LocalCloudError",
+    "LocalOptions",
+    "api_ports",
+    "format_outputs",
+    "localize",
+    "run_local",
+    "write_outputs",
+]
 
 log = logging.getLogger("localcloud")
 
@@ -43,7 +51,8 @@ class LocalOptions:
     program_dir: Path
     host: str = "127.0.0.1"
     port: int = 8080
-    """The gateway's port; the web page takes port+1 and moto port+2 (all free ports when 0)."""
+    """The gateway's port; the web page takes port+1 and moto port+2, a second API port+3, a
+    third port+4, … (all free ports when 0)."""
     web_port: int | None = None
     aws_port: int | None = None
     outputs_file: Path | None = None
@@ -176,6 +185,28 @@ def run_local(options: LocalOptions, *, out: TextIO | None = None) -> int:
         aws.stop()
 
 
+def api_ports(port: int, count: int) -> list[int]:
+    """Return the gateway port of each of `count` APIs: `port` for the first, then port+3,
+    port+4, … (port+1 and port+2 are the web page's and moto's); all 0 (free) when port is 0."""
+    if port == 0:
+        return [0] * count
+    return [port] + [port + 2 + index for index in range(1, count)]
+
+
+def localize(value: Any, urls: Mapping[str, str]) -> Any:
+    """Replace AWS URL prefixes by local ones in every string of `value` (nested lists and
+    dicts too): an output the program derived from an API's endpoint then points here."""
+    if isinstance(value, str):
+        for aws_url, local_url in urls.items():
+            value = value.replace(aws_url, local_url)
+        return value
+    if isinstance(value, list):
+        return [localize(item, urls) for item in value]
+    if isinstance(value, dict):
+        return {key: localize(item, urls) for key, item in value.items()}
+    return value
+
+
 async def _serve(
     options: LocalOptions, realized: Any, aws: Any, web_port: int, began: float, out: TextIO
 ) -> int:
@@ -194,43 +225,53 @@ async def _serve(
         max_workers=options.max_workers,
         runtime_environment=_lambda_environment(realized.region, aws.endpoint),
     )
-    invoker = PermissionCheckingInvoker(
-        lambdas,
-        realized.permissions,
-        execution_arn=realized.execution_arn,
-        stage=realized.api.stage,
-        authorizer_id=realized.authorizer_id,
-    )
-    gateway = Gateway(
-        realized.api,
-        invoker,
-        region=realized.region,
-        host=options.host,
-        port=options.port if options.port else 0,
-        log=lambda line: log.info("%s", line),
-        # What the workers sign with: their @connections calls are verified, not just parsed.
-        credentials={
-            FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
-        },
-    )
+    several = len(realized.apis) > 1
+    gateways = [
+        Gateway(
+            api,
+            PermissionCheckingInvoker(
+                lambdas,
+                realized.permissions,
+                execution_arn=api.execution_arn,
+                stage=api.stage,
+                authorizer_id=api.authorizer_id,
+            ),
+            region=realized.region,
+            host=options.host,
+            port=port,
+            # With several APIs, each invocation line says which one it belongs to.
+            log=_invocation_log(api.name if several else None),
+            # What the workers sign with: their @connections calls are verified, not just parsed.
+            credentials={
+                FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]: FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+            },
+        )
+        for api, port in zip(
+            realized.apis, api_ports(options.port, len(realized.apis)), strict=True
+        )
+    ]
     web: Any = None
     wrote_outputs = False
     try:
-        try:
-            await gateway.start()
-        except OSError as error:
-            raise LocalCloudError(str(error.strerror or error)) from None
-        # The stage is part of the endpoint, as in `https://{api}.execute-api…/{stage}`.
-        lambdas.runtime_environment["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = (
-            gateway.management_url()
-        )
-        outputs: dict[str, Any] = dict(realized.outputs)
-        outputs.update(
-            region=realized.region,
-            webSocketEndpoint=gateway.websocket_url(),
-            managementEndpoint=gateway.management_url(),
-            awsEndpoint=aws.endpoint,
-        )
+        for gateway in gateways:
+            try:
+                await gateway.start()
+            except OSError as error:
+                raise LocalCloudError(str(error.strerror or error)) from None
+        _point_functions_at_their_api(lambdas, gateways)
+        aws_domain = "{}.execute-api." + realized.region + ".amazonaws.com"
+        urls: dict[str, str] = {}
+        for gateway in gateways:
+            domain = aws_domain.format(gateway.api.api_id)
+            urls[f"wss://{domain}"] = f"ws://{gateway.domain_name}"
+            urls[f"https://{domain}"] = f"http://{gateway.domain_name}"
+        outputs: dict[str, Any] = localize(dict(realized.outputs), urls)
+        outputs.update(region=realized.region, awsEndpoint=aws.endpoint)
+        if not several:
+            outputs.update(
+                webSocketEndpoint=gateways[0].websocket_url(),
+                managementEndpoint=gateways[0].management_url(),
+            )
         if options.web_page:
             web = _start_web_page(outputs, options.host, web_port)
             if web is not None:
@@ -244,7 +285,7 @@ async def _serve(
         log.info(
             "ready in %.1f s: connect to %s (Ctrl-C stops)",
             time.perf_counter() - began,
-            outputs["webSocketEndpoint"],
+            ", ".join(gateway.websocket_url() for gateway in gateways),
         )
         await stop.wait()
         log.info("stopping")
@@ -253,11 +294,52 @@ async def _serve(
             # A stale file would tell clients a stopped cloud is ready.
             with contextlib.suppress(FileNotFoundError):
                 options.outputs_file.unlink()
-        await gateway.close()
+        for gateway in gateways:
+            await gateway.close()
         await lambdas.close()
         if web is not None:
             web.close()
     return 0
+
+
+def _invocation_log(api_name: str | None) -> Any:
+    if api_name is None:
+        return lambda line: log.info("%s", line)
+    return lambda line: log.info("%s %s", api_name, line)
+
+
+def _point_functions_at_their_api(lambdas: Any, gateways: list[Any]) -> None:
+    """Give each function the `@connections` endpoint of the API that invokes it.
+
+    In AWS a handler builds it from the event (`https://{domainName}/{stage}`); here boto3
+    takes it from `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which is per function when the
+    program has several APIs. A function no route invokes gets the first API's.
+    """
+    from dataclasses import replace
+
+    variable = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
+    lambdas.runtime_environment[variable] = gateways[0].management_url()
+    if len(gateways) == 1:
+        return
+    serving: dict[str, list[Any]] = {}
+    for gateway in gateways:
+        api = gateway.api
+        names = {route.function_name for route in api.routes.values()}
+        if api.connect_authorizer is not None:
+            names.add(api.connect_authorizer.function_name)
+        for name in names:
+            serving.setdefault(name, []).append(gateway)
+    for name, own in serving.items():
+        if len(own) > 1:
+            log.warning(
+                "%s serves APIs %s; locally its @connections calls go to %s's",
+                name,
+                ", ".join(gateway.api.name for gateway in own),
+                own[0].api.name,
+            )
+        spec = lambdas.functions[name]
+        environment = {**spec.runtime_environment, variable: own[0].management_url()}
+        lambdas.functions[name] = replace(spec, runtime_environment=environment)
 
 
 def _start_web_page(outputs: Mapping[str, Any], host: str, port: int) -> Any:
@@ -268,7 +350,13 @@ def _start_web_page(outputs: Mapping[str, Any], host: str, port: int) -> Any:
             raise
         log.warning("web page not available (wsauth.webpage missing)")
         return None
+    from wsauth.outputs import OutputsError
+
     try:
         return webpage.serve({key: str(value) for key, value in outputs.items()}, host, port)
+    except OutputsError as error:
+        # A program of another shape (several APIs, other output names): nothing to demo.
+        log.warning("web page not served (it needs this project's stack outputs): %s", error)
+        return None
     except OSError as error:
         raise LocalCloudError(_port_message(host, port, "web page", error)) from None

@@ -55,6 +55,11 @@ class ApiSpec:
     routes: dict[str, RouteSpec]
     connect_authorizer: AuthorizerSpec | None = None
     limits: Limits = field(default_factory=Limits)
+    execution_arn: str = ""
+    """`arn:aws:execute-api:{region}:{account}:{api_id}`: the prefix of the source ARN of every
+    invocation, which the functions' invoke permissions are checked against."""
+    authorizer_id: str | None = None
+    """The `$connect` authorizer's id (its invocations come from `…/authorizers/{id}`)."""
 
 
 class FunctionError(Exception):

@@ -14,7 +14,16 @@ from components import (
     ConnectionStore,
     SecuredWebSocketApi,
     SecuredWebSocketApiArgs,
+    SecuredWebSocketApiSettings,
 )
+
+# The Lambda platform, when the stack sets it; `wsauth local` sets both to the machine's own.
+config = pulumi.Config()
+platform = SecuredWebSocketApiSettings()
+if (architecture := config.get("lambdaArchitecture")) is not None:
+    platform["lambda_architecture"] = architecture
+if (runtime := config.get("lambdaRuntime")) is not None:
+    platform["lambda_runtime"] = runtime
 
 users = AuthPool("users", AuthPoolArgs(self_sign_up=False))
 
@@ -29,6 +38,7 @@ chat = SecuredWebSocketApi(
         user_id_index_arn=chat_store.user_id_index_arn,
         # `{"action": "sendmessage", ...}` reaches the websocket function by its own route.
         route_keys=["sendmessage"],
+        **platform,
     ),
 )
 
@@ -45,6 +55,7 @@ alerts = SecuredWebSocketApi(
         token_use="access",
         token_source="protocol",
         stage_name="live",
+        **platform,
     ),
 )
 

@@ -534,6 +534,11 @@ class Gateway:
         """The bound port (the real one when started with port 0)."""
         return self._port
 
+    @property
+    def domain_name(self) -> str:
+        """`host:port`, what stands for `{api-id}.execute-api.{region}.amazonaws.com` here."""
+        return self._domain_name
+
     def websocket_url(self) -> str:
         """Return the WebSocket endpoint, `ws://host:port/{stage}`."""
         return f"ws://{self._domain_name}/{self.api.stage}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from localcloud.realize import machine_architecture
 from localcloud.testing import (
     REPO_ROOT,
     LocalCloud,
@@ -136,6 +137,9 @@ def test_port_taken_is_one_clear_line() -> None:
     assert f"port {port}" in errors[0] and "already in use" in errors[0]
 
 
+_OTHER_ARCH = "x86_64" if machine_architecture() == "arm64" else "arm64"
+
+
 def _program(tmp_path: Path, body: str) -> Path:
     (tmp_path / "Pulumi.yaml").write_text("name: broken\nruntime: python\n")
     (tmp_path / "__main__.py").write_text(textwrap.dedent(body))
@@ -158,6 +162,30 @@ def _program(tmp_path: Path, body: str) -> Path:
             """,
             "unsupported: aws:s3/bucket:Bucket (uploads), aws:sqs/queue:Queue (jobs)",
             id="unsupported resource types",
+        ),
+        pytest.param(
+            """
+            import pulumi_aws as aws
+            aws.dynamodb.Table(
+                "t", attributes=[{"name": "k", "type": "S"}], hash_key="k",
+                billing_mode="PAY_PER_REQUEST",
+            )
+            """,
+            "the program declares no WebSocket API: nothing to serve",
+            id="no API",
+        ),
+        pytest.param(
+            f"""
+            import pulumi, pulumi_aws as aws
+            aws.lambda_.Function(
+                "fn", role="arn:aws:iam::123456789012:role/r", handler="m.h",
+                runtime="python3.{sys.version_info.minor}", architectures=["{_OTHER_ARCH}"],
+                code=pulumi.FileArchive("."),
+            )
+            """,
+            f"architecture '{_OTHER_ARCH}': this machine runs {machine_architecture()}; take "
+            "the architecture from the config key lambdaArchitecture",
+            id="archive for the other architecture",
         ),
     ],
 )

@@ -28,8 +28,8 @@ def register(subparsers: Any) -> None:
         "--port",
         type=int,
         default=8080,
-        help="gateway port (8080); the web page uses PORT+1 and the AWS endpoint PORT+2; "
-        "0 picks free ports for all three",
+        help="gateway port (8080); the web page uses PORT+1, the AWS endpoint PORT+2, a "
+        "program's further APIs PORT+3, PORT+4, ...; 0 picks free ports for all",
     )
     parser.add_argument(
         "--outputs", type=Path, metavar="FILE", help="write the outputs here as JSON once ready"
