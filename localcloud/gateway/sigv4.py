@@ -105,12 +105,13 @@ def check_signature(
     secret = secrets.get(access_key)
     if secret is None:
         return None  # a key we cannot know: accepted, as moto accepts it
+    repeated = len(request.headers) != len(request.by_name)
     canonical = "\n".join(
         [
             request.method,
-            quote(_normalize(request.raw_path), safe="/~"),
+            _canonical_uri(request.raw_path),
             _canonical_query(request.query),
-            "".join(f"{name}:{_header_value(request, name)}\n" for name in names),
+            "".join(f"{name}:{_header_value(request, name, repeated)}\n" for name in names),
             signed_headers,
             request.header("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest(),
         ]
@@ -135,6 +136,7 @@ def _field(part: str) -> tuple[str, str]:
     return name, value
 
 
+@functools.lru_cache(maxsize=8)  # calls within a second share the value
 def _parse_amz_date(value: str) -> int | None:
     # `20240101T000000Z`; parsed by hand: `time.strptime` costs more than the signature.
     if len(value) != 16 or value[8] != "T" or value[15] != "Z":
@@ -181,6 +183,12 @@ def _scope_refusal(
     return Refusal("InvalidSignatureException", message)
 
 
+@functools.lru_cache(maxsize=1024)  # a connection's posts all go to one path
+def _canonical_uri(raw_path: str) -> str:
+    # The path as sent, URI-encoded once more: how SigV4 canonicalizes all services but S3.
+    return quote(_normalize(raw_path), safe="/~")
+
+
 def _normalize(path: str) -> str:
     # RFC 3986's dot-segment removal, empty segments dropped too, as botocore's signer does.
     segments: list[str] = []
@@ -208,9 +216,11 @@ def _encode(component: str) -> str:
     return quote(unquote(component), safe="-_.~")
 
 
-def _header_value(request: Request, name: str) -> str:
-    values = [value for header, value in request.headers if header.lower() == name]
-    return ",".join(" ".join(value.split()) for value in values)
+def _header_value(request: Request, name: str, repeated: bool) -> str:
+    if repeated:  # some header came more than once: AWS joins a name's values with ","
+        values = [value for header, value in request.headers if header.lower() == name]
+        return ",".join(" ".join(value.split()) for value in values)
+    return " ".join(request.by_name.get(name, "").split())
 
 
 @functools.lru_cache(maxsize=64)

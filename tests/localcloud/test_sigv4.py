@@ -91,6 +91,18 @@ def test_query_string_and_extra_signed_headers_are_canonicalized() -> None:
     assert check_signature(request, body, region=REGION, secrets=SECRETS) is None
 
 
+def test_a_header_sent_twice_is_signed_as_its_values_joined() -> None:
+    """Sent as two lines, `X-Custom: a` and `X-Custom: b` are canonically `x-custom:a,b`."""
+    request, body = botocore_signed("GET", "/prod/@connections/abc", headers={"X-Custom": "a,b"})
+    lines = [
+        line
+        for name, value in request.headers
+        for line in ([f"{name}: a", f"{name}: b"] if name == "X-Custom" else [f"{name}: {value}"])
+    ]
+    head = "\r\n".join([f"GET {request.raw_path} HTTP/1.1", *lines]).encode("latin-1")
+    assert check_signature(parse_head(head), body, region=REGION, secrets=SECRETS) is None
+
+
 def test_a_key_without_a_known_secret_is_taken_on_trust_but_its_scope_is_checked() -> None:
     request, body = botocore_signed("POST", "/prod/@connections/abc", b"hi", secret="whatever")
     assert check_signature(request, body, region=REGION, secrets={}) is None
