@@ -296,7 +296,8 @@ class LambdaRuntime:
     """Invokes the program's Lambda functions in local worker processes (an `Invoker`).
 
     Args:
-        functions: The functions, keyed by name.
+        functions: The functions, keyed by name (a spec may be replaced, e.g. to add a
+            variable, until the function's first invocation).
         max_workers: Concurrent executions per function; invocations beyond it wait
             (`default_max_workers()` when None).
         runtime_environment: What Lambda sets for every function (region, credentials,

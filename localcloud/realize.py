@@ -32,6 +32,7 @@ from localcloud.spec import ApiSpec, AuthorizerSpec, Limits, RouteSpec
 
 __all__ = [
     "ACCOUNT_ID",
+    "api_domain",
     "RealizeError",
     "Realizer",
     "RealizedStack",
@@ -41,6 +42,12 @@ __all__ = [
 
 ACCOUNT_ID = "123456789012"
 """moto's default account, so ARNs we compute match the ones moto returns."""
+
+
+def api_domain(api_id: str, region: str) -> str:
+    """The host name AWS gives a WebSocket API (its `wss://` and `https://` endpoints)."""
+    return f"{api_id}.execute-api.{region}.amazonaws.com"
+
 
 # Types that exist in AWS only as bookkeeping for this program's purpose: the local cloud keeps
 # their inputs (so a program can read their outputs) but there is nothing to run.
@@ -481,7 +488,7 @@ class Realizer(pulumi.runtime.Mocks):
             **inputs,
             "id": api_id,
             "name": api_name,
-            "apiEndpoint": f"wss://{api_id}.execute-api.{self.region}.amazonaws.com",
+            "apiEndpoint": f"wss://{api_domain(api_id, self.region)}",
             "arn": f"arn:aws:apigateway:{self.region}::/apis/{api_id}",
             "executionArn": f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{api_id}",
         }
@@ -516,7 +523,7 @@ class Realizer(pulumi.runtime.Mocks):
             "name": stage_name,
             "arn": f"arn:aws:apigateway:{self.region}::/apis/{api_id}/stages/{stage_name}",
             "executionArn": execution_arn,
-            "invokeUrl": (f"wss://{api_id}.execute-api.{self.region}.amazonaws.com/{stage_name}"),
+            "invokeUrl": f"wss://{api_domain(api_id, self.region)}/{stage_name}",
         }
 
     def _permission(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -259,13 +259,9 @@ async def _serve(
             except OSError as error:
                 raise LocalCloudError(str(error.strerror or error)) from None
         _point_functions_at_their_api(lambdas, gateways)
-        aws_domain = "{}.execute-api." + realized.region + ".amazonaws.com"
-        urls: dict[str, str] = {}
-        for gateway in gateways:
-            domain = aws_domain.format(gateway.api.api_id)
-            urls[f"wss://{domain}"] = f"ws://{gateway.domain_name}"
-            urls[f"https://{domain}"] = f"http://{gateway.domain_name}"
-        outputs: dict[str, Any] = localize(dict(realized.outputs), urls)
+        outputs: dict[str, Any] = localize(
+            dict(realized.outputs), _local_urls(gateways, realized.region)
+        )
         outputs.update(region=realized.region, awsEndpoint=aws.endpoint)
         if not several:
             outputs.update(
@@ -302,6 +298,18 @@ async def _serve(
     return 0
 
 
+def _local_urls(gateways: list[Any], region: str) -> dict[str, str]:
+    """Each API's AWS URL prefixes (`wss://…`, `https://…`) → its gateway's."""
+    from localcloud.realize import api_domain
+
+    urls: dict[str, str] = {}
+    for gateway in gateways:
+        domain = api_domain(gateway.api.api_id, region)
+        urls[f"wss://{domain}"] = f"ws://{gateway.domain_name}"
+        urls[f"https://{domain}"] = f"http://{gateway.domain_name}"
+    return urls
+
+
 def _invocation_log(api_name: str | None) -> Any:
     if api_name is None:
         return lambda line: log.info("%s", line)
@@ -315,8 +323,6 @@ def _point_functions_at_their_api(lambdas: Any, gateways: list[Any]) -> None:
     takes it from `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which is per function when the
     program has several APIs. A function no route invokes gets the first API's.
     """
-    from dataclasses import replace
-
     variable = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
     lambdas.runtime_environment[variable] = gateways[0].management_url()
     if len(gateways) == 1:

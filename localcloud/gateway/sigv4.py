@@ -105,6 +105,14 @@ def check_signature(
     secret = secrets.get(access_key)
     if secret is None:
         return None  # a key we cannot know: accepted, as moto accepts it
+    payload_hash = hashlib.sha256(body).hexdigest()
+    declared_hash = request.header("X-Amz-Content-SHA256")
+    if declared_hash is not None and declared_hash != payload_hash:
+        # Signed in place of the body, so it must be the body's, or any body would pass.
+        return Refusal(
+            "InvalidSignatureException",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
     repeated = len(request.headers) != len(request.by_name)
     canonical = "\n".join(
         [
@@ -113,7 +121,7 @@ def check_signature(
             _canonical_query(request.query),
             "".join(f"{name}:{_header_value(request, name, repeated)}\n" for name in names),
             signed_headers,
-            request.header("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest(),
+            payload_hash,
         ]
     )
     string_to_sign = "\n".join(

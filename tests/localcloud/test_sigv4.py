@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from urllib.parse import quote
 
@@ -79,6 +80,21 @@ def test_any_change_to_what_was_signed_is_refused(tamper: str, says: str) -> Non
     assert refusal is not None
     assert refusal.error_type == "InvalidSignatureException"
     assert says in refusal.message
+
+
+def test_a_declared_payload_hash_must_be_the_bodys() -> None:
+    """`X-Amz-Content-SHA256` stands for the body in the signature: a body that does not
+    match it is refused even though the signature over the header verifies."""
+    declared = hashlib.sha256(b"signed body").hexdigest()
+    request, _ = botocore_signed(
+        "POST",
+        "/prod/@connections/abc",
+        b"signed body",
+        headers={"X-Amz-Content-SHA256": declared},
+    )
+    assert check_signature(request, b"signed body", region=REGION, secrets=SECRETS) is None
+    refusal = check_signature(request, b"another body", region=REGION, secrets=SECRETS)
+    assert refusal is not None and "x-amz-content-sha256" in refusal.message
 
 
 def test_query_string_and_extra_signed_headers_are_canonicalized() -> None:
