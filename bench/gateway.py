@@ -255,6 +255,16 @@ async def measure(url: str, pid: int, quick: bool) -> dict[str, float]:
     seconds = 1.0 if quick else 3.0
     hs1 = await handshakes(url, 1, 20 if quick else 100)
     hs50 = await handshakes(url, 50, 2 if quick else 6)
+    figures = await shared_figures(url, rtt, hs1, hs50, seconds)
+    figures["idle_1000_kib"] = await idle_memory(url, pid, 1000)
+    return figures
+
+
+async def shared_figures(
+    url: str, rtt: list[float], hs1: list[float], hs50: list[float], seconds: float
+) -> dict[str, float]:
+    """The figures both benches report (ROWS but memory): from the samples, plus throughput
+    with 10 and 50 clients for `seconds` each."""
     return {
         "rtt_median_us": statistics.median(rtt),
         "rtt_p95_us": percentile(rtt, 0.95),
@@ -263,7 +273,6 @@ async def measure(url: str, pid: int, quick: bool) -> dict[str, float]:
         "hs1_median_ms": statistics.median(hs1),
         "hs50_median_ms": statistics.median(hs50),
         "hs50_p95_ms": percentile(hs50, 0.95),
-        "idle_1000_kib": await idle_memory(url, pid, 1000),
     }
 
 

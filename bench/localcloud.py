@@ -31,6 +31,7 @@ from bench.gateway import (
     round_trips,
     rss_kib,
     run_server,
+    shared_figures,
     throughput,
     timed_connects,
 )
@@ -120,16 +121,8 @@ async def measure(
     cold50 = await handshakes(url, 50, 1, settle)
     # Eight rounds: the p95 of fewer is set by whichever single round met a burst of other work.
     hs50 = await handshakes(url, 50, 2 if quick else 8, settle)
-    figures = {
-        "rtt_median_us": statistics.median(rtt),
-        "rtt_p95_us": percentile(rtt, 0.95),
-        "msgs_10": await throughput(url, 10, seconds),
-        "msgs_50": await throughput(url, 50, seconds),
-        "hs1_median_ms": statistics.median(hs1),
-        "hs50_median_ms": statistics.median(hs50),
-        "hs50_p95_ms": percentile(hs50, 0.95),
-        "hs50_cold_p95_ms": percentile(cold50, 0.95),
-    }
+    figures = await shared_figures(url, rtt, hs1, hs50, seconds)
+    figures["hs50_cold_p95_ms"] = percentile(cold50, 0.95)
     if fresh_urls:
         # Each client with its own user's fresh token (no verified-token cache).
         fresh = await timed_connects(fresh_urls, settle)
