@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components import (
+from pulumi_wsauth import (
     AuthPool,
     AuthPoolArgs,
     ConnectionStore,
@@ -33,6 +33,7 @@ api_config = {
     "throttling_burst_limit": config.get_int("throttlingBurstLimit"),
     "throttling_rate_limit": config.get_float("throttlingRateLimit"),
     "access_logging": config.get_bool("accessLogging"),
+    "cloudwatch_role": config.get("cloudWatchRole"),
 }
 api_settings = SecuredWebSocketApiSettings(
     **{key: value for key, value in api_config.items() if value is not None}  # type: ignore[typeddict-item]

@@ -174,7 +174,7 @@ def warm_figures(
     from jose import jwt as jose_jwt
 
     os.environ.update(_env(jwks_url))
-    from handlers import authorizer
+    from wsauth.handlers import authorizer
 
     authorizer.reset()
     public_key = signer.key.public_key()
@@ -222,7 +222,7 @@ def warm_figures(
 _COLD_CHILD = """
 import json, os, sys, time
 started = time.perf_counter()
-from handlers.authorizer import handler
+from wsauth.handlers.authorizer import handler
 imported = time.perf_counter()
 query = {"idToken": os.environ["BENCH_TOKEN"]}
 answer = handler({"methodArn": "arn:x", "queryStringParameters": query}, None)
@@ -347,8 +347,8 @@ def profile(signer: Signer, iterations: int) -> None:
     import pstats
     from collections import OrderedDict
 
-    from handlers import authorizer, cognito_jwt
-    from handlers.cognito_jwt import b64url_decode
+    from wsauth.handlers import authorizer, cognito_jwt
+    from wsauth.handlers.cognito_jwt import b64url_decode
 
     verifier = authorizer._authorizer.verifier if authorizer._authorizer else None
     if verifier is None:

@@ -98,8 +98,8 @@ class EchoInvoker:
 
 
 async def serve_gateway(ready: Any) -> None:
-    from localcloud.gateway import Gateway
-    from localcloud.spec import ApiSpec, AuthorizerSpec, RouteSpec
+    from wsauth.localcloud.gateway import Gateway
+    from wsauth.localcloud.spec import ApiSpec, AuthorizerSpec, RouteSpec
 
     routes = {key: RouteSpec(key, "ws") for key in ("$connect", "$disconnect", "$default")}
     api = ApiSpec(

@@ -28,9 +28,9 @@ POST_LATENCY_SECONDS = 0.02
 _COLD_START = """
 import json, os, time
 started = time.perf_counter()
-import handlers.websocket
+import wsauth.handlers.websocket
 imported = time.perf_counter()
-from handlers import connections
+from wsauth.handlers import connections
 connections.dynamodb_client()
 client = time.perf_counter()
 print(json.dumps({"import": imported - started, "first_client": client - imported}))
@@ -83,7 +83,7 @@ def _fan_out() -> dict[int, float]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from handlers import connections, sender
+    from wsauth.handlers import connections, sender
     from tests.support import create_connection_table
 
     credentials = {
@@ -134,7 +134,7 @@ def _fan_out() -> dict[int, float]:
 
 
 def _packaging() -> dict[str, float]:
-    from components.packaging import build_lambda_archive
+    from pulumi_wsauth.packaging import build_lambda_archive
 
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()

@@ -35,7 +35,7 @@ from bench.gateway import (
     throughput,
     timed_connects,
 )
-from localcloud.testing import LocalCloud, descendant_pids, start_local_cloud
+from wsauth.localcloud.testing import LocalCloud, descendant_pids, start_local_cloud
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -94,7 +94,7 @@ async def cpu_per_message(url: str, root: int, clients: int, seconds: float) -> 
 
 def _is_moto(pid: int) -> bool:
     with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-        return b"localcloud.aws" in cmdline.read()
+        return b"wsauth.localcloud.aws" in cmdline.read()
 
 
 def table_drained(cloud: LocalCloud) -> Settle:
@@ -155,7 +155,7 @@ async def handler_alone(cloud: LocalCloud, url: str, count: int) -> dict[str, fl
         AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI=outputs["managementEndpoint"],
         CONNECTION_TABLE_NAME=outputs["connectionTableName"],
     )
-    from handlers import websocket
+    from wsauth.handlers import websocket
 
     async with connect(url, max_queue=None) as client:
         await client.send("{}")

@@ -6,9 +6,9 @@ authorizer and functions): compose them as `__main__.py` does, or in a project o
 
 from __future__ import annotations
 
-from components.auth_pool import AuthPool, AuthPoolArgs
-from components.connection_store import USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
-from components.websocket_api import (
+from .auth_pool import AuthPool, AuthPoolArgs
+from .connection_store import USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
+from .websocket_api import (
     SecuredWebSocketApi,
     SecuredWebSocketApiArgs,
     SecuredWebSocketApiSettings,

@@ -7,7 +7,7 @@ from typing import TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components._validation import require_int_range
+from ._validation import require_int_range
 
 __all__ = ["AuthPool", "AuthPoolArgs"]
 

@@ -1,4 +1,5 @@
-"""The Lambda deployment archive: the `handlers` package plus its third-party dependencies.
+"""The Lambda deployment archive: our Lambda code (`wsauth.handlers`, zipped as `handlers/`) and
+its third-party dependencies.
 
 One zip serves both functions (their handler strings differ). The archive is deterministic, so
 `pulumi up` sees the same hash and shows no change when nothing changed, and it is cached
@@ -8,6 +9,7 @@ between runs, so a preview does not run pip.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -137,11 +139,12 @@ def _prune(cache: Path, architecture: str, runtime: str, *, keep: Path) -> None:
 
 
 def _handlers_dir() -> Path:
-    # Imported here, not at module level: components must not pull handler code into Pulumi's
-    # process for nothing, and `handlers.__file__` finds the code wherever it is installed.
-    import handlers
-
-    return Path(handlers.__file__).resolve().parent
+    # Found by our own import name, never by the generic `handlers`: a consumer's folder of that
+    # name would be zipped as our Lambda code. find_spec runs none of the handler code.
+    spec = importlib.util.find_spec("wsauth.handlers")
+    if spec is None or not spec.submodule_search_locations:
+        raise PackagingError("the wsauth.handlers package is not installed: pip install wsauth")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def _requirements_path() -> Path:

@@ -12,8 +12,8 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import packaging
-from components._validation import (
+from . import packaging
+from ._validation import (
     require_choice,
     require_int_range,
     require_log_retention,
@@ -21,6 +21,7 @@ from components._validation import (
     require_number_range,
     require_pattern,
 )
+from .region_logging import region_logging_role, require_cloudwatch_role
 
 __all__ = ["SecuredWebSocketApi", "SecuredWebSocketApiArgs", "SecuredWebSocketApiSettings"]
 
@@ -108,8 +109,12 @@ class SecuredWebSocketApiSettings(TypedDict, total=False):
     throttling_rate_limit: float
     """Stage-wide steady requests per second API Gateway admits, >= 0 (default 100)."""
     access_logging: bool
-    """JSON access logs to a log group of the stage's own (default True). Needs the account's
-    API Gateway CloudWatch role (see the README's deploy section)."""
+    """JSON access logs to a log group of the stage's own (default True). Needs the region's
+    API Gateway CloudWatch role: see cloudwatch_role."""
+    cloudwatch_role: str
+    """With access logs, how the region's API Gateway CloudWatch role is set before the stage:
+    `auto` (default: keep the one there, else set one this stack creates), an IAM role ARN to
+    set, or `external` (already set by the account's owner). Kept on destroy."""
     route_keys: Sequence[str]
     """Extra routes (values of the message's `action`) handled by the websocket function."""
     authorizer_memory_mb: int
@@ -154,6 +159,7 @@ class _Settings:
     throttling_burst_limit: int
     throttling_rate_limit: float
     access_logging: bool
+    cloudwatch_role: str
     route_keys: tuple[str, ...]
     authorizer_memory_mb: int
     authorizer_timeout_seconds: int
@@ -216,6 +222,7 @@ def _validate(settings: SecuredWebSocketApiSettings) -> _Settings:
             "throttling_rate_limit", settings.get("throttling_rate_limit", 100.0), 0, 1e9
         ),
         access_logging=bool(settings.get("access_logging", True)),
+        cloudwatch_role=require_cloudwatch_role(settings.get("cloudwatch_role", "auto")),
         route_keys=route_keys,
         # Memory buys CPU in Lambda (one full vCPU at 1769 MB). The authorizer's cold start is
         # CPU-bound (importing cryptography, parsing the JWKS) and sits in front of every new
@@ -480,7 +487,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         ]
 
         access_log_settings = None
+        logging_ready: list[pulumi.Resource] = []
         if settings.access_logging:
+            logging_ready = region_logging_role(name, settings.cloudwatch_role, self)
             access_log_group = aws.cloudwatch.LogGroup(
                 f"{name}-access-logs",
                 name=self._api.id.apply(lambda api_id: f"/aws/apigateway/{api_id}/{stage_name}"),
@@ -506,8 +515,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
                 detailed_metrics_enabled=False,
             ),
             access_log_settings=access_log_settings,
-            # The first automatic deployment needs the routes to exist.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
+            # The first automatic deployment needs the routes to exist; access logs need the
+            # region's CloudWatch role.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*routes, *logging_ready]),
         )
 
         self.api_id = self._api.id

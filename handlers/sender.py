@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handlers import connections
+from . import connections
 
 __all__ = [
     "DeliveryReport",

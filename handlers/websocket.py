@@ -22,7 +22,7 @@ import os
 import time
 from typing import Any
 
-from handlers import connections, sender
+from . import connections, sender
 
 __all__ = ["echo_message", "handler", "management_endpoint", "on_connect", "on_disconnect"]
 

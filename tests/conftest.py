@@ -6,6 +6,6 @@ browser and local-cloud tests all talk to the same stack instead of each startin
 
 from __future__ import annotations
 
-from localcloud.testing import local_cloud
+from wsauth.localcloud.testing import local_cloud
 
 __all__ = ["local_cloud"]

@@ -18,7 +18,7 @@ from wsauth.outputs import StackOutputs
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-    from handlers.sender import DeliveryReport
+    from wsauth.handlers.sender import DeliveryReport
 
 __all__ = [
     "SUBPROTOCOL",
@@ -382,7 +382,7 @@ def send_to_stack_user(outputs: StackOutputs, user_id: str, message: str) -> Del
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError as BotoClientError
 
-    from handlers.sender import send_to_user
+    from wsauth.handlers.sender import send_to_user
 
     dynamodb, management = stack_clients(outputs)
     try:

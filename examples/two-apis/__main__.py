@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components import (
+from pulumi_wsauth import (
     AuthPool,
     AuthPoolArgs,
     ConnectionStore,

@@ -18,7 +18,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings
 
-from components import packaging
+from pulumi_wsauth import packaging
 
 PROGRAM = Path(__file__).with_name("__main__.py")
 REGION = "us-west-2"
@@ -57,7 +57,14 @@ class FakeAws(pulumi.runtime.Mocks):
     def call(
         self, args: pulumi.runtime.MockCallArgs
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        raise AssertionError(f"the example should need no provider call, made {args.token}")
+        # The account id reads the region's API Gateway settings; nothing else is looked up.
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/me",
+                "id": ACCOUNT,
+            }, []
+        raise AssertionError(f"the example should need no other provider call, made {args.token}")
 
     def of_type(self, typ: str) -> dict[str, dict[str, Any]]:
         return {r.name: r.inputs for r in self.declared if r.typ == typ}

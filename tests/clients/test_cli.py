@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
+from wsauth.localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
 from wsauth.commands.smoke import STEPS
 
 from .samples import LOCAL_OUTPUTS

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from localcloud.testing import REPO_ROOT, LocalCloud, start_local_cloud
+from wsauth.localcloud.testing import REPO_ROOT, LocalCloud, start_local_cloud
 from wsauth.commands.smoke import STEPS
 
 pytestmark = pytest.mark.e2e

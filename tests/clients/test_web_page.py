@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from handlers.sender import send_to_user
-from localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
+from wsauth.handlers.sender import send_to_user
+from wsauth.localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
 from wsauth.webpage import serve
 
 from .samples import LOCAL_OUTPUTS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components import packaging
+from pulumi_wsauth import packaging
 from tests.components import fakes
 
 

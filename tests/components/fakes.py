@@ -85,6 +85,7 @@ class Declared:
     state: dict[str, Any]
     dependencies: list[str]
     parent: str
+    retain_on_delete: bool
 
 
 @dataclass
@@ -111,17 +112,28 @@ class Deployment:
 
 
 class _RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deployment, region_cloudwatch_role: str | None) -> None:
         self.deployment = deployment
+        self.region_cloudwatch_role = region_cloudwatch_role
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "aws:apigateway/account:Account" and args.resource_id:
+            # A read of the region's settings (`Account.get`): GetAccount leaves an unset role
+            # out of its answer.
+            state = {}
+            if self.region_cloudwatch_role:
+                state["cloudwatchRoleArn"] = self.region_cloudwatch_role
+            return args.resource_id, state
         return _outputs(args.typ, args.name, args.inputs)
 
     def call(
         self, args: pulumi.runtime.MockCallArgs
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.deployment.calls.append(args.token)
-        return {}, None
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:iam::{ACCOUNT}:user/deployer"
+            return {"accountId": ACCOUNT, "arn": arn, "userId": "AIDA", "id": ACCOUNT}, []
+        return {}, []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -144,6 +156,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     state=pulumi_mocks.rpc.deserialize_properties(response.object),
                     dependencies=list(request.dependencies),
                     parent=request.parent,
+                    retain_on_delete=request.retainOnDelete,
                 )
             )
         return response
@@ -156,14 +169,20 @@ def resolved(value: Any) -> Any:
     return value
 
 
-def run(program: Callable[[], Any], config: dict[str, str] | None = None) -> Deployment:
+def run(
+    program: Callable[[], Any],
+    config: dict[str, str] | None = None,
+    *,
+    region_cloudwatch_role: str | None = None,
+) -> Deployment:
     """Run `program` under fresh mocks and config; return what it declared.
 
     `program` may return an Output, which is awaited (assertions inside `apply` then fail the
-    test). Exceptions raised by the program propagate.
+    test). Exceptions raised by the program propagate. `region_cloudwatch_role` is the role the
+    region's API Gateway account settings name before the run (None: a new account's).
     """
     deployment = Deployment()
-    mocks = _RecordingMocks(deployment)
+    mocks = _RecordingMocks(deployment, region_cloudwatch_role)
     # A fresh root stack per run, so outputs of an earlier run cannot leak into this one.
     pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_all_config(dict(config or {}))

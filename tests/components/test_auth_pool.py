@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components import AuthPool, AuthPoolArgs
+from pulumi_wsauth import AuthPool, AuthPoolArgs
 from tests.components.fakes import REGION, Deployment, declared_so_far, resolved
 
 POOL = "aws:cognito/userPool:UserPool"

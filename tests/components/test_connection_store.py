@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components import USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
+from pulumi_wsauth import USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
 from tests.components.fakes import Deployment, resolved
 
 TABLE = "aws:dynamodb/table:Table"

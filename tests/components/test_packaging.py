@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from components import packaging
-from components.packaging import PackagingError, build_lambda_archive
+from pulumi_wsauth import packaging
+from pulumi_wsauth.packaging import PackagingError, build_lambda_archive
 from tests.support import create_connection_table
 
 HOST_ARCHITECTURE = "x86_64"

@@ -64,13 +64,13 @@ def test_functions_point_at_this_stacks_pool_client_and_table(
     assert {table.state["arn"], f"{table.state['arn']}/index/userIdIndex"} <= resources
 
 
-def test_makes_no_provider_calls(deploy: Callable[..., Deployment]) -> None:
-    """The program needs no invoke (no account or region lookup), so mocks and the local
-    cloud run it as it is."""
+def test_makes_one_provider_call(deploy: Callable[..., Deployment]) -> None:
+    """The only invoke is the account id that reads the region's API Gateway settings, which
+    mocks and the local cloud answer."""
     deployment = deploy(run_program)
 
     assert deployment.resources
-    assert deployment.calls == []
+    assert deployment.calls == ["aws:index/getCallerIdentity:getCallerIdentity"]
 
 
 def test_creates_the_three_components(deploy: Callable[..., Deployment]) -> None:

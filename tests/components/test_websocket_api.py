@@ -10,8 +10,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components import SecuredWebSocketApi, SecuredWebSocketApiArgs
-from components.websocket_api import _physical_name
+from pulumi_wsauth import SecuredWebSocketApi, SecuredWebSocketApiArgs
+from pulumi_wsauth.websocket_api import _physical_name
 from tests.components.fakes import (
     ACCOUNT,
     PROJECT,
@@ -425,7 +425,7 @@ def test_websocket_environment_names_the_table(deploy: Callable[..., Deployment]
 
 def test_each_function_has_its_own_role_for_lambda_only(deploy: Callable[..., Deployment]) -> None:
     """Two roles, each assumable by Lambda alone, each attached to one function."""
-    deployment = deploy(build())
+    deployment = deploy(build(cloudwatch_role="external"))
     roles = {role.name: role for role in deployment.of_type(ROLE)}
 
     assert set(roles) == {"ws-authorizer-role", "ws-websocket-role"}
@@ -577,6 +577,9 @@ def test_long_names_stay_within_lambdas_limit_and_apart() -> None:
         ({"app_client_ids": CLIENT_ID}, "app_client_ids must be a non-empty list"),
         ({"user_pool_id": None}, "user_pool_id is required"),
         ({"connection_table_arn": None}, "connection_table_arn is required"),
+        ({"cloudwatch_role": "create"}, "cloudwatch_role must be 'auto', 'external' or an IAM"),
+        ({"cloudwatch_role": "arn:aws:iam::12:role/x"}, "cloudwatch_role must be 'auto'"),
+        ({"cloudwatch_role": "arn:aws:s3:::bucket"}, "cloudwatch_role must be 'auto'"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_resource(

@@ -37,7 +37,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fresh_clients() -> Iterator[None]:
     """Forget the handlers' cached boto3 clients, so each test's clients see its moto mock."""
-    from handlers import connections, sender
+    from wsauth.handlers import connections, sender
 
     connections.dynamodb_client.cache_clear()
     sender.management_client.cache_clear()
@@ -358,7 +358,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def make_verifier(jwks_server: JwksServer, clock: FakeClock) -> Any:
     """Build a CognitoJwtVerifier against the loopback JWKS with the fake clock."""
-    from handlers.cognito_jwt import CognitoJwtVerifier, JwksCache
+    from wsauth.handlers.cognito_jwt import CognitoJwtVerifier, JwksCache
 
     def build(**options: Any) -> Any:
         jwks = JwksCache(
@@ -382,7 +382,7 @@ def make_verifier(jwks_server: JwksServer, clock: FakeClock) -> Any:
 @pytest.fixture
 def authorizer_env(monkeypatch: pytest.MonkeyPatch, jwks_server: JwksServer) -> Iterator[None]:
     """The authorizer's environment pointing at the loopback JWKS; forgets the cold start."""
-    from handlers import authorizer
+    from wsauth.handlers import authorizer
 
     for name in (
         "TOKEN_SOURCE",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from handlers.cognito_jwt import TokenRejected, b64url_decode
+from wsauth.handlers.cognito_jwt import TokenRejected, b64url_decode
 
 
 def _with_signature(token: str, signature: str) -> str:
@@ -516,7 +516,7 @@ def test_refused_token_is_not_cached(jwt_kit: Any, make_verifier: Any) -> None:
 
 def test_verifier_rejects_bad_settings() -> None:
     """Settings that would weaken the checks are refused up front."""
-    from handlers.cognito_jwt import CognitoJwtVerifier, JwksCache
+    from wsauth.handlers.cognito_jwt import CognitoJwtVerifier, JwksCache
 
     jwks = JwksCache("http://127.0.0.1:9/jwks.json")
     good = {"user_pool_id": "eu-west-1_abc", "client_ids": ["c"], "token_use": "id", "jwks": jwks}

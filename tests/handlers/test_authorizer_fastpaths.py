@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers import cognito_jwt
-from handlers.cognito_jwt import TokenRejected, b64url_decode
+from wsauth.handlers import cognito_jwt
+from wsauth.handlers.cognito_jwt import TokenRejected, b64url_decode
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

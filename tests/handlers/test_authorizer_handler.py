@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from handlers import authorizer
-from handlers.cognito_jwt import JwksUnavailable
+from wsauth.handlers import authorizer
+from wsauth.handlers.cognito_jwt import JwksUnavailable
 
 METHOD_ARN = "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/$connect"
 
@@ -311,7 +311,7 @@ def test_imports_no_boto3() -> None:
     import sys
 
     code = (
-        "import sys, handlers.authorizer; "
+        "import sys, wsauth.handlers.authorizer; "
         "print(sorted(m for m in ('boto3', 'botocore', 'http.client') if m in sys.modules))"
     )
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

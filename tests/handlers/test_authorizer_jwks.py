@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from handlers.cognito_jwt import JwksCache, JwksUnavailable, TokenRejected, parse_jwks
+from wsauth.handlers.cognito_jwt import JwksCache, JwksUnavailable, TokenRejected, parse_jwks
 
 
 def _valid(kit: Any, key: Any = None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers import authorizer
+from wsauth.handlers import authorizer
 
 PASSWORD = "Correct-Horse-9-battery"
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from handlers import authorizer
-from handlers.cognito_jwt import TokenRejected
+from wsauth.handlers import authorizer
+from wsauth.handlers.cognito_jwt import TokenRejected
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,7 +206,7 @@ def test_handler_denies_mutations(jwt_kit: Any, authorizer_env: None) -> None:
 )
 def test_arbitrary_strings_refused(text: str) -> None:
     """Arbitrary strings, token-shaped or not, are refused without a key fetch."""
-    from handlers.cognito_jwt import CognitoJwtVerifier, JwksCache
+    from wsauth.handlers.cognito_jwt import CognitoJwtVerifier, JwksCache
 
     jwks = JwksCache("http://127.0.0.1:9/never-fetched.json")
     verifier = CognitoJwtVerifier(

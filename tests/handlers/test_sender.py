@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
-from handlers import connections, sender
-from handlers.sender import DeliveryReport, send_to_connection, send_to_user
+from wsauth.handlers import connections, sender
+from wsauth.handlers.sender import DeliveryReport, send_to_connection, send_to_user
 
 ENDPOINT = "https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"
 MOTO_ACCOUNT = "123456789012"

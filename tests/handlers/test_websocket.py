@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from handlers import connections, sender, websocket
+from wsauth.handlers import connections, sender, websocket
 
 DOMAIN = "abcdef1234.execute-api.us-east-1.amazonaws.com"
 STAGE = "prod"
@@ -276,7 +276,7 @@ def test_no_boto3_client_is_created_at_import() -> None:
         "import boto3, boto3.session\n"
         "created = []\n"
         "boto3.session.Session.client = lambda *a, **k: created.append(a)\n"
-        "import handlers.websocket, handlers.sender, handlers.connections\n"
+        "import wsauth.handlers.websocket, wsauth.handlers.sender, wsauth.handlers.connections\n"
         "assert not created, created\n"
         "print('ok')\n"
     )

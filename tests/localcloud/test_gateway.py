@@ -21,8 +21,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from localcloud.gateway import Gateway
-from localcloud.spec import ApiSpec, AuthorizerSpec, FunctionError, Limits, RouteSpec
+from wsauth.localcloud.gateway import Gateway
+from wsauth.localcloud.spec import ApiSpec, AuthorizerSpec, FunctionError, Limits, RouteSpec
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from localcloud.gateway.events import parse_authorizer_result
-from localcloud.gateway.routing import RouteSelector
+from wsauth.localcloud.gateway.events import parse_authorizer_result
+from wsauth.localcloud.gateway.routing import RouteSelector
 
 ARN = "arn:aws:execute-api:us-east-1:000000000000:abc123/prod/$connect"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from localcloud.aws import EmbeddedAws
+from wsauth.localcloud.aws import EmbeddedAws
 
 
 @pytest.fixture(scope="module")

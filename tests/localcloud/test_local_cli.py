@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from localcloud.realize import machine_architecture
-from localcloud.testing import (
+from wsauth.localcloud.realize import machine_architecture
+from wsauth.localcloud.testing import (
     REPO_ROOT,
     LocalCloud,
     descendant_pids,

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from localcloud.testing import LocalCloud, start_local_cloud
+from wsauth.localcloud.testing import LocalCloud, start_local_cloud
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from localcloud.testing import CloudUser, LocalCloud, eventually
+from wsauth.localcloud.testing import CloudUser, LocalCloud, eventually
 
 pytestmark = pytest.mark.e2e
 

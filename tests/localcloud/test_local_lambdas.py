@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.lambdas import FunctionSpec, LambdaRuntime, unpack_archive
-from localcloud.spec import FunctionError
+from wsauth.localcloud.lambdas import FunctionSpec, LambdaRuntime, unpack_archive
+from wsauth.localcloud.spec import FunctionError
 
 HANDLERS = """
 import json, os, sys, time
@@ -151,7 +151,7 @@ def test_handler_exception_is_unhandled_and_the_worker_survives(
     """A raising handler gives `Unhandled` with its message, and its traceback is logged."""
 
     async def body() -> None:
-        caplog.set_level(logging.INFO, logger="localcloud.lambda")
+        caplog.set_level(logging.INFO, logger="wsauth.localcloud.lambda")
         with pytest.raises(FunctionError) as error:
             await runtime.invoke("crash", {})
         assert error.value.kind == "Unhandled"
@@ -213,7 +213,7 @@ def test_handler_output_is_forwarded_to_the_log(
     """What the handler prints reaches the local cloud's log with the worker's label."""
 
     async def body() -> None:
-        caplog.set_level(logging.INFO, logger="localcloud.lambda")
+        caplog.set_level(logging.INFO, logger="wsauth.localcloud.lambda")
         assert await runtime.invoke("chatty", {}) == "ok"
         await runtime.close()  # the log forwarder drains the pipe when the worker exits
         assert any(
@@ -230,7 +230,7 @@ def test_concurrent_invocations_spread_over_workers_up_to_the_cap(
     each worker's log label is its own, even when they cold-start together."""
 
     async def body() -> None:
-        caplog.set_level(logging.INFO, logger="localcloud.lambda")
+        caplog.set_level(logging.INFO, logger="wsauth.localcloud.lambda")
         pids = await asyncio.gather(*(runtime.invoke("slow", {}) for _ in range(6)))
         assert len(set(pids)) == 3
         cold_starts = [

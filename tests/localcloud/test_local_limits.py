@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from localcloud.testing import LocalCloud, eventually, start_local_cloud
+from wsauth.localcloud.testing import LocalCloud, eventually, start_local_cloud
 
 pytestmark = pytest.mark.e2e
 

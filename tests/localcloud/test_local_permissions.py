@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from localcloud.permissions import InvokePermission, PermissionCheckingInvoker
-from localcloud.spec import FunctionError
+from wsauth.localcloud.permissions import InvokePermission, PermissionCheckingInvoker
+from wsauth.localcloud.spec import FunctionError
 
 EXECUTION_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.realize import RealizeError, local_config, machine_architecture
-from localcloud.runner import format_outputs, write_outputs
+from wsauth.localcloud.realize import RealizeError, local_config, machine_architecture
+from wsauth.localcloud.runner import format_outputs, write_outputs
 
 
 def _project(tmp_path: Path, stack_config: str | None = None) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from localcloud.testing import CloudUser, LocalCloud, start_local_cloud
+from wsauth.localcloud.testing import CloudUser, LocalCloud, start_local_cloud
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from localcloud.runner import api_ports, localize
-from localcloud.testing import REPO_ROOT, LocalCloud, eventually, start_local_cloud
+from wsauth.localcloud.runner import api_ports, localize
+from wsauth.localcloud.testing import REPO_ROOT, LocalCloud, eventually, start_local_cloud
 
 pytestmark = pytest.mark.e2e
 

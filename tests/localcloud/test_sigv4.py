@@ -13,8 +13,8 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from localcloud.gateway.http import Request, parse_head
-from localcloud.gateway.sigv4 import check_signature
+from wsauth.localcloud.gateway.http import Request, parse_head
+from wsauth.localcloud.gateway.sigv4 import check_signature
 
 REGION = "eu-west-1"
 SECRETS = {"testing": "testing"}

@@ -78,8 +78,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the local cloud until interrupted."""
-    from localcloud.runner import LocalCloudError, LocalOptions, run_local
-    from localcloud.spec import Limits
+    from wsauth.localcloud.runner import LocalCloudError, LocalOptions, run_local
+    from wsauth.localcloud.spec import Limits
     from wsauth.cli import CommandError
 
     logging.basicConfig(

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import runpy
-import sys
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
 REPO = Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO))  # the components, as an installed project would have them
 
 stack = runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
 api = stack["api"]

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from localcloud.spec import FunctionError, Invoker
+from wsauth.localcloud.spec import FunctionError, Invoker
 
 __all__ = ["InvokePermission", "PermissionCheckingInvoker"]
 
-log = logging.getLogger("localcloud.permissions")
+log = logging.getLogger("wsauth.localcloud.permissions")
 
 _PRINCIPAL = "apigateway.amazonaws.com"
 _ACTIONS = frozenset({"lambda:InvokeFunction", "lambda:*"})

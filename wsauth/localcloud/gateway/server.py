@@ -46,7 +46,7 @@ from .sigv4 import check_signature
 
 __all__ = ["Gateway"]
 
-_WS_LOGGER = logging.getLogger("localcloud.gateway.websocket")
+_WS_LOGGER = logging.getLogger("wsauth.localcloud.gateway.websocket")
 
 # Per-connection bounds, so a slow or hostile client cannot grow memory without limit.
 _MAX_WRITE_BUFFER = 1024 * 1024

@@ -26,9 +26,9 @@ from typing import Any
 
 import pulumi
 
-from localcloud.lambdas import FunctionSpec, unpack_archive
-from localcloud.permissions import InvokePermission
-from localcloud.spec import ApiSpec, AuthorizerSpec, Limits, RouteSpec
+from wsauth.localcloud.lambdas import FunctionSpec, unpack_archive
+from wsauth.localcloud.permissions import InvokePermission
+from wsauth.localcloud.spec import ApiSpec, AuthorizerSpec, Limits, RouteSpec
 
 __all__ = [
     "ACCOUNT_ID",
@@ -187,6 +187,9 @@ class Realizer(pulumi.runtime.Mocks):
         self.failures: list[str] = []
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
+        # The region's API Gateway account settings: unset, as on a new account, until the
+        # program sets them.
+        self.api_gateway_account: dict[str, Any] = {}
 
     def _client(self, service: str) -> Any:
         if service not in self._clients:
@@ -199,6 +202,8 @@ class Realizer(pulumi.runtime.Mocks):
         """Create one resource; return its id and output properties (Pulumi's wire names)."""
         # Pulumi registers resources from a thread pool; moto and our tables want one at a time.
         with self._lock:
+            if args.resource_id and args.custom is None:  # `Resource.get`: read what exists
+                return self._read(args.typ, args.name, args.resource_id)
             if not args.custom or args.typ.startswith("pulumi:providers:"):
                 return None, {}
             self.resources.append((args.typ, args.name))
@@ -542,7 +547,18 @@ class Realizer(pulumi.runtime.Mocks):
         statement_id = inputs.get("statementId") or _auto_name(name)
         return statement_id, {**inputs, "id": statement_id, "statementId": statement_id}
 
+    def _read(self, typ: str, name: str, resource_id: str) -> tuple[str, dict[str, Any]]:
+        if typ == "aws:apigateway/account:Account":
+            return resource_id, dict(self.api_gateway_account)
+        self.unsupported.append(f"{typ} ({name}, read)")
+        return resource_id, {}
+
     def _record(self, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if typ == "aws:apigateway/account:Account":
+            self.api_gateway_account = _drop_none(
+                {"cloudwatchRoleArn": inputs.get("cloudwatchRoleArn")}
+            )
+            return ACCOUNT_ID, {**inputs, "id": ACCOUNT_ID}
         resource_name = inputs.get("name") or _auto_name(name)
         outputs = {**inputs, "id": resource_name, "name": resource_name}
         if typ == "aws:iam/role:Role":

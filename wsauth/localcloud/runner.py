@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from localcloud.spec import Limits
+from wsauth.localcloud.spec import Limits
 
 __all__ = [
     "LocalCloudError",
@@ -37,7 +37,7 @@ __all__ = [
     "write_outputs",
 ]
 
-log = logging.getLogger("localcloud")
+log = logging.getLogger("wsauth.localcloud")
 
 
 class LocalCloudError(Exception):
@@ -117,7 +117,7 @@ def _ports(options: LocalOptions) -> tuple[int, int, int]:
 
 def _lambda_environment(region: str, aws_endpoint: str) -> dict[str, str]:
     """What Lambda sets in every function, pointed at the embedded services."""
-    from localcloud.aws import FAKE_CREDENTIALS
+    from wsauth.localcloud.aws import FAKE_CREDENTIALS
 
     return {
         "AWS_REGION": region,
@@ -142,8 +142,8 @@ def run_local(options: LocalOptions, *, out: TextIO | None = None) -> int:
     Raises:
         LocalCloudError: A port is taken, or the program cannot be realized.
     """
-    from localcloud.aws import EmbeddedAws
-    from localcloud.realize import RealizeError, local_config, realize_program
+    from wsauth.localcloud.aws import EmbeddedAws
+    from wsauth.localcloud.realize import RealizeError, local_config, realize_program
 
     out = out or sys.stdout
     began = time.perf_counter()
@@ -210,10 +210,10 @@ def localize(value: Any, urls: Mapping[str, str]) -> Any:
 async def _serve(
     options: LocalOptions, realized: Any, aws: Any, web_port: int, began: float, out: TextIO
 ) -> int:
-    from localcloud.aws import FAKE_CREDENTIALS
-    from localcloud.gateway import Gateway
-    from localcloud.lambdas import LambdaRuntime
-    from localcloud.permissions import PermissionCheckingInvoker
+    from wsauth.localcloud.aws import FAKE_CREDENTIALS
+    from wsauth.localcloud.gateway import Gateway
+    from wsauth.localcloud.lambdas import LambdaRuntime
+    from wsauth.localcloud.permissions import PermissionCheckingInvoker
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -300,7 +300,7 @@ async def _serve(
 
 def _local_urls(gateways: list[Any], region: str) -> dict[str, str]:
     """Each API's AWS URL prefixes (`wss://…`, `https://…`) → its gateway's."""
-    from localcloud.realize import api_domain
+    from wsauth.localcloud.realize import api_domain
 
     urls: dict[str, str] = {}
     for gateway in gateways:

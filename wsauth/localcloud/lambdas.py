@@ -1,6 +1,6 @@
 """Lambda functions run locally: a pool of worker processes per function, timeout enforced.
 
-Each function gets up to `max_workers` processes (`localcloud/worker.py`), started on first use
+Each function gets up to `max_workers` processes (`worker.py` beside this module), started on first use
 (the cold start) and kept warm afterwards. An invocation takes an idle worker, or starts a new one
 when all are busy, or waits for one when the cap is reached. A worker that exceeds the function's
 timeout is killed with its process group, as Lambda discards the execution environment.
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcloud.spec import FunctionError
+from wsauth.localcloud.spec import FunctionError
 
 __all__ = ["FunctionSpec", "LambdaRuntime", "default_max_workers", "unpack_archive"]
 
-log = logging.getLogger("localcloud.lambda")
+log = logging.getLogger("wsauth.localcloud.lambda")
 
 _LENGTH = struct.Struct(">I")
 _WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))

@@ -1,6 +1,6 @@
 """One Lambda execution environment: loads a handler once, then serves invocations over pipes.
 
-Started by `localcloud.lambdas` as `python -S worker.py PARENT_PID CODE_DIR HANDLER SITE_DIR...`,
+Started by `wsauth.localcloud.lambdas` as `python -S worker.py PARENT_PID CODE_DIR HANDLER SITE_DIR...`,
 with exactly the function's environment. Only the standard library is imported here, before the
 handler's own imports, so the handler sees an interpreter as clean as Lambda's: `sys.path` is
 the unpacked archive first, then the site-packages that stand for Lambda's runtime (boto3).

@@ -2,7 +2,7 @@
 
 Use the session-wide cloud from any test package by importing the fixture into its conftest::
 
-    from localcloud.testing import local_cloud  # noqa: F401  (registers the fixture)
+    from wsauth.localcloud.testing import local_cloud  # noqa: F401  (registers the fixture)
 
     def test_echo(local_cloud):
         user = local_cloud.create_user()
@@ -43,7 +43,7 @@ __all__ = [
     "start_local_cloud",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 """The project (its `Pulumi.yaml` and `__main__.py` are the default program)."""
 
 _START_TIMEOUT = 180.0  # a first start builds the Lambda archive with pip

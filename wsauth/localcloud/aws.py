@@ -62,10 +62,10 @@ class EmbeddedAws:
         Raises:
             OSError: The port cannot be bound (taken, or not allowed).
         """
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "localcloud.aws", self.host, str(self._requested_port)],
+            [sys.executable, "-m", "wsauth.localcloud.aws", self.host, str(self._requested_port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": python_path},
