@@ -83,8 +83,8 @@ def _fan_out() -> dict[int, float]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from wsauth.handlers import connections, sender
     from tests.support import create_connection_table
+    from wsauth.handlers import connections, sender
 
     credentials = {
         "region_name": "us-east-1",

@@ -64,6 +64,7 @@ JWKS_MAX_BYTES = 64 * 1024
 JWKS_MAX_KEYS = 32
 JWKS_FETCH_SECONDS = 1.5
 JWKS_REFETCH_INTERVAL_SECONDS = 10.0
+JWKS_RETRY_SECONDS = 2.0
 MIN_RSA_BITS = 2048
 DEFAULT_CACHE_SIZE = 1024
 _HEADER_CACHE_SIZE = 16
@@ -248,6 +249,7 @@ class JwksCache:
         fetch_seconds: float = JWKS_FETCH_SECONDS,
         max_bytes: int = JWKS_MAX_BYTES,
         refetch_interval: float = JWKS_REFETCH_INTERVAL_SECONDS,
+        retry_interval: float = JWKS_RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create an empty cache; nothing is fetched until a key is needed.
@@ -257,6 +259,7 @@ class JwksCache:
             fetch_seconds: the whole fetch (connect, request, every read) gives up after this.
             max_bytes: a larger answer is refused.
             refetch_interval: minimum seconds between fetches caused by unknown kids.
+            retry_interval: before any key set has loaded, minimum seconds between attempts.
             clock: monotonic clock, injectable for tests.
         """
         import urllib.parse
@@ -269,6 +272,7 @@ class JwksCache:
         self.fetch_seconds = fetch_seconds
         self.max_bytes = max_bytes
         self.refetch_interval = refetch_interval
+        self.retry_interval = retry_interval
         self._clock = clock
         # kid -> public key, or the reason code why that JWK cannot verify RS256.
         self._keys: dict[str, Any] | None = None
@@ -299,6 +303,10 @@ class JwksCache:
         key = keys.get(kid) if keys is not None else None
         if key is None:
             if keys is None:
+                # Until a key set loads every handshake needs one: after a failed attempt the
+                # next ones fail at once (500) for a short while, not each after the deadline.
+                if self._clock() - self._last_attempt < self.retry_interval:
+                    raise JwksUnavailable(f"{self.last_error}; retrying within seconds")
                 self.refresh()
             elif self._clock() - self._last_attempt >= self.refetch_interval:
                 try:
@@ -329,67 +337,13 @@ class JwksCache:
         self.last_error = None
 
     def _fetch(self) -> bytes:
-        # Imported here: only a cold start or a key rotation pays for them.
-        import http.client
-        import urllib.parse
+        # Imported here: only a cold start or a key rotation pays for it.
+        from .jwks_fetch import FetchFailed, fetch
 
-        deadline = time.monotonic() + self.fetch_seconds
-
-        def remaining() -> float:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise JwksUnavailable("JWKS fetch timed out")
-            return left
-
-        parts = urllib.parse.urlsplit(self.url)
-        conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                parts.hostname or "", parts.port, timeout=remaining(), context=_tls_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=remaining())
-        path = parts.path or "/"
-        if parts.query:
-            path = f"{path}?{parts.query}"
         try:
-            conn.request("GET", path, headers={"Accept": "application/json"})
-            # The socket timeout bounds each operation; resetting it to what is left of the
-            # deadline before each one bounds the whole fetch (a server dripping bytes too).
-            sock = conn.sock
-            sock.settimeout(remaining())
-            response = conn.getresponse()
-            if response.status != 200:
-                raise JwksUnavailable(f"JWKS answered HTTP {response.status}")
-            length = response.getheader("Content-Length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                raise JwksUnavailable("JWKS answer too large")
-            body = bytearray()
-            while True:
-                sock.settimeout(remaining())
-                chunk = response.read1(self.max_bytes + 1 - len(body))
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > self.max_bytes:
-                    raise JwksUnavailable("JWKS answer too large")
-            return bytes(body)
-        except (OSError, http.client.HTTPException) as exc:
-            raise JwksUnavailable(f"JWKS fetch failed: {type(exc).__name__}") from exc
-        finally:
-            conn.close()
-
-
-_TLS_CONTEXT: Any = None
-
-
-def _tls_context() -> Any:
-    global _TLS_CONTEXT
-    if _TLS_CONTEXT is None:
-        import ssl
-
-        _TLS_CONTEXT = ssl.create_default_context()
-    return _TLS_CONTEXT
+            return fetch(self.url, deadline_seconds=self.fetch_seconds, max_bytes=self.max_bytes)
+        except FetchFailed as failure:
+            raise JwksUnavailable(str(failure)) from None
 
 
 def parse_jwks(body: bytes) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from wsauth.localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
 from wsauth.commands.smoke import STEPS
+from wsauth.localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventually
 
 from .samples import LOCAL_OUTPUTS
 

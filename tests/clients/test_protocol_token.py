@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from wsauth.localcloud.testing import REPO_ROOT, LocalCloud, start_local_cloud
 from wsauth.commands.smoke import STEPS
+from wsauth.localcloud.testing import REPO_ROOT, LocalCloud, start_local_cloud
 
 pytestmark = pytest.mark.e2e
 

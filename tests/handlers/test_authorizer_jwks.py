@@ -195,3 +195,26 @@ def test_https_uses_tls(jwks_server: Any) -> None:
     with pytest.raises(JwksUnavailable):
         cache.refresh()
     assert jwks_server.requests == 0
+
+
+def test_before_any_key_an_outage_fails_fast_then_retries(
+    jwt_kit: Any, make_verifier: Any, jwks_server: Any, clock: Any
+) -> None:
+    """With no key loaded, one attempt waits out the deadline; the next handshakes fail at once
+    (API Gateway answers 500) until the retry interval passes, then the keys load."""
+    from wsauth.handlers.cognito_jwt import JWKS_RETRY_SECONDS
+
+    jwks_server.mode = "hang"
+    verifier = make_verifier(fetch_seconds=0.3)
+    with pytest.raises(JwksUnavailable, match="timed out"):
+        verifier.verify(_valid(jwt_kit))
+    for _ in range(5):
+        with pytest.raises(JwksUnavailable, match="retrying within seconds"):
+            verifier.verify(_valid(jwt_kit))
+    assert jwks_server.requests == 1
+
+    jwks_server.release.set()
+    jwks_server.mode = "ok"
+    clock.advance(JWKS_RETRY_SECONDS)
+    assert verifier.verify(_valid(jwt_kit)).sub == jwt_kit.id_claims()["sub"]
+    assert jwks_server.requests == 2

@@ -78,9 +78,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the local cloud until interrupted."""
+    from wsauth.cli import CommandError
     from wsauth.localcloud.runner import LocalCloudError, LocalOptions, run_local
     from wsauth.localcloud.spec import Limits
-    from wsauth.cli import CommandError
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

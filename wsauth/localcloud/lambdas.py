@@ -1,9 +1,10 @@
 """Lambda functions run locally: a pool of worker processes per function, timeout enforced.
 
-Each function gets up to `max_workers` processes (`worker.py` beside this module), started on first use
-(the cold start) and kept warm afterwards. An invocation takes an idle worker, or starts a new one
-when all are busy, or waits for one when the cap is reached. A worker that exceeds the function's
-timeout is killed with its process group, as Lambda discards the execution environment.
+Each function gets up to `max_workers` processes (`worker.py` beside this module), started on
+first use (the cold start) and kept warm afterwards. An invocation takes an idle worker, or
+starts a new one when all are busy, or waits for one when the cap is reached. A worker that
+exceeds the function's timeout is killed with its process group, as Lambda discards the
+execution environment.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """One Lambda execution environment: loads a handler once, then serves invocations over pipes.
 
-Started by `wsauth.localcloud.lambdas` as `python -S worker.py PARENT_PID CODE_DIR HANDLER SITE_DIR...`,
-with exactly the function's environment. Only the standard library is imported here, before the
-handler's own imports, so the handler sees an interpreter as clean as Lambda's: `sys.path` is
-the unpacked archive first, then the site-packages that stand for Lambda's runtime (boto3).
-`-S` keeps the project's own `.pth` files (an editable install of `handlers`) out of the way, so
-the handler code that runs is the archive's, not the working tree's.
+Started by `wsauth.localcloud.lambdas` as
+`python -S worker.py PARENT_PID CODE_DIR HANDLER SITE_DIR...`, with exactly the function's
+environment. Only the standard library is imported here, before the handler's own imports, so
+the handler sees an interpreter as clean as Lambda's: `sys.path` is the unpacked archive first,
+then the site-packages that stand for Lambda's runtime (boto3). `-S` keeps the project's own
+`.pth` files (its editable install) out of the way, so the handler code that runs is the
+archive's, not the working tree's.
 
 Protocol, on the process's original stdin/stdout: each message is a 4-byte big-endian length
 and a UTF-8 JSON object. The parent sends `{"event", "requestId", "deadlineMs"}`; the worker
