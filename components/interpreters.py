@@ -8,12 +8,21 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["find_python"]
+__all__ = ["Interpreter", "find_python"]
+
+
+class Interpreter(NamedTuple):
+    """A Python found on this machine."""
+
+    path: Path
+    version: str
+    """Its full version, `3.13.0`: bytecode may differ between patch releases."""
 
 
 @functools.cache
-def find_python(version: str) -> Path | None:
+def find_python(version: str) -> Interpreter | None:
     """Return an interpreter of `version` (e.g. `3.13`), found as its user would have it.
 
     Looked for in order: this interpreter, `python3.13` on PATH, pyenv's versions (whose
@@ -24,13 +33,14 @@ def find_python(version: str) -> Path | None:
         version: `major.minor`.
 
     Returns:
-        The interpreter's path, or None when none of the places has one.
+        The interpreter, or None when none of the places has one.
     """
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
-        return Path(sys.executable)
+        return Interpreter(Path(sys.executable), ".".join(map(str, sys.version_info[:3])))
     for candidate in _candidates(version):
-        if _reports(candidate, version):
-            return candidate
+        full_version = _full_version(candidate)
+        if full_version is not None and full_version.rpartition(".")[0] == version:
+            return Interpreter(candidate, full_version)
     return None
 
 
@@ -58,15 +68,15 @@ def _patch_level(path: Path) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else -1 for part in release.split("."))
 
 
-def _reports(candidate: Path, version: str) -> bool:
+def _full_version(candidate: Path) -> str | None:
     try:
         completed = subprocess.run(
-            [str(candidate), "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            [str(candidate), "-S", "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
             capture_output=True,
             text=True,
             timeout=30,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return completed.returncode == 0 and completed.stdout.strip() == version
+        return None
+    return completed.stdout.strip() if completed.returncode == 0 else None

@@ -3,7 +3,8 @@ its third-party dependencies.
 
 One zip serves both functions (their handler strings differ). The archive is deterministic, so
 `pulumi up` sees the same hash and shows no change when nothing changed, and it is cached
-between runs, so a preview does not run pip.
+between runs, so a preview does not run pip. It carries bytecode for the runtime when an
+interpreter of the runtime's version is on this machine (see `bytecode`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .bytecode import compile_sources
+from .interpreters import find_python
+
 __all__ = [
     "ARCHITECTURES",
     "PACKAGING_VERSION",
@@ -26,7 +30,7 @@ __all__ = [
     "default_cache_dir",
 ]
 
-PACKAGING_VERSION = "1"
+PACKAGING_VERSION = "2"
 """Part of the cache key: bump it whenever the archive's layout or build rules change."""
 
 ARCHITECTURES: dict[str, str] = {"arm64": "aarch64", "x86_64": "x86_64"}
@@ -75,8 +79,9 @@ def build_lambda_archive(
     """Build (or reuse) the Lambda archive for one architecture and runtime.
 
     The archive holds the `handlers` package's `.py` files at its root and the dependencies of
-    `handlers/requirements.txt` as wheels for the target platform. boto3 is left out: Lambda
-    provides it.
+    `handlers/requirements.txt` as wheels for the target platform, each `.py` with its `.pyc`
+    for the runtime when `find_python` finds that version (otherwise it says so, once, and the
+    archive goes without). boto3 is left out: Lambda provides it.
 
     Args:
         architecture: Lambda architecture, `arm64` or `x86_64`.
@@ -89,6 +94,7 @@ def build_lambda_archive(
     Raises:
         ValueError: Unknown architecture or runtime.
         PackagingError: pip failed; the message carries pip's output.
+        BytecodeError: The runtime's interpreter failed to compile the sources.
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(
@@ -99,7 +105,9 @@ def build_lambda_archive(
 
     handler_files = _handler_sources()
     requirements = _requirements_path().read_bytes()
-    key = _cache_key(handler_files, requirements, architecture, runtime)
+    python = find_python(RUNTIMES[runtime][0])
+    bytecode_version = python.version if python is not None else "none"
+    key = _cache_key(handler_files, requirements, architecture, runtime, bytecode_version)
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     archive = cache / f"handlers-{architecture}-{runtime}-{key[:32]}.zip"
     if archive.is_file():
@@ -116,11 +124,32 @@ def build_lambda_archive(
         entries = dict(_dependency_files(site))
         for name, path in handler_files.items():
             entries[f"handlers/{name}"] = path
+        if python is not None:
+            entries.update(compile_sources(python.path, entries, Path(build_dir) / "bytecode"))
+        else:
+            _warn_no_bytecode(runtime)
         partial = Path(build_dir) / "archive.zip"
         _write_zip(partial, entries)
         os.replace(partial, archive)
     _prune(cache, architecture, runtime, keep=archive)
     return archive
+
+
+_warned_runtimes: set[str] = set()
+
+
+def _warn_no_bytecode(runtime: str) -> None:
+    if runtime in _warned_runtimes:
+        return
+    _warned_runtimes.add(runtime)
+    version = RUNTIMES[runtime][0]
+    print(
+        f"warning: no python{version} found (on PATH, under pyenv or uv), so the {runtime} Lambda "
+        f"archive carries no bytecode and every cold start compiles its modules (~2x slower). "
+        f"Install Python {version} and deploy again.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _prune(cache: Path, architecture: str, runtime: str, *, keep: Path) -> None:
@@ -162,10 +191,14 @@ def _handler_sources() -> dict[str, Path]:
 
 
 def _cache_key(
-    handler_files: dict[str, Path], requirements: bytes, architecture: str, runtime: str
+    handler_files: dict[str, Path],
+    requirements: bytes,
+    architecture: str,
+    runtime: str,
+    bytecode_version: str,
 ) -> str:
     digest = hashlib.sha256()
-    for part in (PACKAGING_VERSION, architecture, runtime):
+    for part in (PACKAGING_VERSION, architecture, runtime, bytecode_version):
         digest.update(part.encode() + b"\0")
     digest.update(hashlib.sha256(requirements).digest())
     for name in sorted(handler_files):
@@ -185,7 +218,7 @@ def _pip_install(requirements: Path, target: Path, architecture: str, runtime: s
         "--quiet",
         "--disable-pip-version-check",
         "--no-input",
-        "--no-compile",  # .pyc would be for this interpreter, not Lambda's
+        "--no-compile",  # .pyc would be for this interpreter; `bytecode` compiles for Lambda's
         "--target",
         str(target),
         "--implementation",

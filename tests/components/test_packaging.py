@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from pulumi_wsauth import packaging
+from pulumi_wsauth.interpreters import find_python
 from pulumi_wsauth.packaging import PackagingError, build_lambda_archive
 from tests.support import create_connection_table
 
@@ -100,7 +102,7 @@ def test_runtime_selects_the_python_abi(cache_dir: Path) -> None:
 
 
 def test_entries_are_normalized(host_archive: Path) -> None:
-    """Entries are sorted, dated 1980-01-01, mode 0644, with no bytecode or pip noise."""
+    """Entries are sorted, dated 1980-01-01, mode 0644, with no pip noise."""
     with zipfile.ZipFile(host_archive) as archive:
         infos = archive.infolist()
     names = [info.filename for info in infos]
@@ -109,11 +111,74 @@ def test_entries_are_normalized(host_archive: Path) -> None:
     assert "handlers/__init__.py" in names
     assert "jose/jwt.py" in names
     assert not [n for n in names if n.startswith("boto3/") or n.startswith("botocore/")]
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("bin/")]
     assert not [n for n in names if n.endswith(("/RECORD", "/INSTALLER", "/direct_url.json"))]
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {info.external_attr >> 16 for info in infos} == {0o100644}
+
+
+def test_every_source_has_bytecode_for_the_runtime(host_archive: Path) -> None:
+    """Each `.py` has its unchecked-hash `.pyc` for the runtime's Python, and nothing else is
+    compiled (Lambda's read-only code directory cannot cache what it compiles)."""
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(host_archive) as archive:
+        names = archive.namelist()
+        sources = [name for name in names if name.endswith(".py")]
+        expected = {importlib.util.cache_from_source(name) for name in sources}
+        compiled = {name for name in names if name.endswith(".pyc")}
+        flags = {int.from_bytes(archive.read(name)[4:8], "little") for name in compiled}
+
+    assert compiled == expected
+    assert all(f"{tag}.pyc" in name for name in compiled)
+    assert flags == {0b01}  # PEP 552: hash-based, not checked against the source
+
+
+def test_default_runtime_bytecode_is_reproducible(tmp_path: Path) -> None:
+    """Two builds for python3.13, each in a fresh process on an empty cache, match byte for byte
+    (so `pulumi up` shows no change), and carry CPython 3.13 bytecode."""
+    if find_python("3.13") is None:
+        pytest.skip(
+            "Python 3.13 (the default Lambda runtime) is not installed: put python3.13 "
+            "on PATH, or install it with pyenv or uv, to test its bytecode"
+        )
+    built = []
+    for attempt in ("first", "second"):
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; "
+                "from pulumi_wsauth.packaging import build_lambda_archive; "
+                "print(build_lambda_archive('arm64', 'python3.13', cache_dir=Path(sys.argv[1])))",
+                str(tmp_path / attempt),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        built.append(Path(completed.stdout.strip()))
+
+    assert built[0].read_bytes() == built[1].read_bytes()
+    assert "handlers/__pycache__/authorizer.cpython-313.pyc" in zipfile.ZipFile(built[0]).namelist()
+
+
+def test_without_the_runtimes_python_the_archive_has_no_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    """No interpreter of the runtime's version: said once, clearly, and the archive is built
+    from sources alone."""
+    monkeypatch.setattr(packaging, "find_python", lambda version: None)
+    monkeypatch.setattr(packaging, "_warned_runtimes", set())
+
+    first = build_lambda_archive(HOST_ARCHITECTURE, HOST_RUNTIME, cache_dir=tmp_path / "a")
+    build_lambda_archive(HOST_ARCHITECTURE, HOST_RUNTIME, cache_dir=tmp_path / "b")
+
+    warnings = capfd.readouterr().err.count(f"no python3.{sys.version_info.minor} found")
+    assert warnings == 1
+    names = zipfile.ZipFile(first).namelist()
+    assert "handlers/authorizer.py" in names
+    assert not [name for name in names if name.endswith(".pyc")]
 
 
 def test_handler_sources_change_the_archive(

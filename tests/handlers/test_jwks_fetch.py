@@ -161,7 +161,7 @@ def fetch_results(request: pytest.FixtureRequest, kinds_server: KindsServer) -> 
         )
     completed = subprocess.run(
         [
-            str(python),
+            str(python.path),
             "-S",
             "-c",
             SCRIPT,
