@@ -32,7 +32,7 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy components handlers localcloud wsauth
+	$(BIN)/mypy components handlers wsauth
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
