@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
             "Run the Pulumi program (__main__.py) under Pulumi's mock runtime with a 'local' "
             "stack and realize what it declares: user pool, client and table in an embedded "
             "moto server, each Lambda function in worker processes, the WebSocket API in the "
-            "gateway emulator. Prints the outputs and stops on Ctrl-C or SIGTERM."
+            "gateway emulator, each EventBridge rate() schedule on a timer. Prints the outputs "
+            "and stops on Ctrl-C or SIGTERM."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
@@ -48,6 +49,13 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="worker processes (concurrent executions) per function (twice the CPUs, 2 to 10)",
     )
+    parser.add_argument(
+        "--sweep-interval",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="run every rate() schedule (the session sweeper's) this often instead of as "
+        "declared, e.g. 0.5 in tests",
+    )
     limits = parser.add_argument_group(
         "limits", "API Gateway's quotas; the defaults are AWS's, tests shorten them"
     )
@@ -74,6 +82,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     parser.set_defaults(run=run)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, not {text!r}")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         max_workers=args.max_workers,
         web_page=not args.no_web,
+        sweep_interval_seconds=args.sweep_interval,
     )
     try:
         return run_local(options)

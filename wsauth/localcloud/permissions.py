@@ -1,10 +1,11 @@
-"""Lambda invoke permissions, enforced as AWS does when API Gateway calls a function.
+"""Lambda invoke permissions, enforced as AWS does when a service calls a function.
 
 In AWS, API Gateway may invoke a function only if the function's resource policy (the program's
 `aws.lambda_.Permission`s) allows `apigateway.amazonaws.com` from the calling route's or
 authorizer's source ARN; otherwise the route fails with a 500 and a "configuration error". A
 permission with a wrong source ARN is a classic bug that only shows after `pulumi up`; checking
-it locally shows it first.
+it locally shows it first. EventBridge is held to the same rule (`schedules.py`): a rule's
+target runs only if a permission lets `events.amazonaws.com` invoke it from the rule's ARN.
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ from typing import Any
 
 from wsauth.localcloud.spec import FunctionError, Invoker
 
-__all__ = ["InvokePermission", "PermissionCheckingInvoker"]
+__all__ = [
+    "API_GATEWAY_PRINCIPAL",
+    "EVENTS_PRINCIPAL",
+    "InvokePermission",
+    "PermissionCheckingInvoker",
+]
 
 log = logging.getLogger("wsauth.localcloud.permissions")
 
-_PRINCIPAL = "apigateway.amazonaws.com"
+API_GATEWAY_PRINCIPAL = "apigateway.amazonaws.com"
+EVENTS_PRINCIPAL = "events.amazonaws.com"
+"""EventBridge: a rule's Lambda target runs only if a permission lets this principal invoke it."""
+_PRINCIPAL = API_GATEWAY_PRINCIPAL
 _ACTIONS = frozenset({"lambda:InvokeFunction", "lambda:*"})
 
 
@@ -35,9 +44,12 @@ class InvokePermission:
     source_arn: str | None
     """ARN pattern (`*` and `?` match any characters, as in IAM); None allows any source."""
 
-    def allows(self, function_name: str, source_arn: str) -> bool:
-        """Whether this permission lets API Gateway invoke `function_name` from `source_arn`."""
-        if function_name != self.function_name or self.principal != _PRINCIPAL:
+    def allows(
+        self, function_name: str, source_arn: str, principal: str = API_GATEWAY_PRINCIPAL
+    ) -> bool:
+        """Whether this permission lets `principal` (API Gateway unless told) invoke
+        `function_name` from `source_arn`."""
+        if function_name != self.function_name or self.principal != principal:
             return False
         if self.action not in _ACTIONS:
             return False

@@ -1,10 +1,11 @@
 """Start and stop the whole local cloud: moto, the realized program, workers, gateway, web page.
 
 Order matters: moto first (the program's resources are created in it), then the program (it
-tells us the APIs and functions), then a gateway per API (its port goes into the workers'
-environment and the outputs), then the web page (it needs the outputs). The outputs file is
-written last, atomically: its existence means "ready". Stopping reverses the order, so
-`$disconnect` still runs while the workers and moto are up.
+tells us the APIs, functions and schedules), then a gateway per API (its port goes into the
+workers' environment and the outputs), then the schedules and the web page (it needs the
+outputs). The outputs file is written last, atomically: its existence means "ready". Stopping
+reverses the order: the schedules stop first, and `$disconnect` still runs while the workers and
+moto are up.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class LocalOptions:
     max_workers: int | None = None
     """Concurrent executions per function (`default_max_workers()` when None)."""
     web_page: bool = True
+    sweep_interval_seconds: float | None = None
+    """When given, every `rate(...)` schedule runs this often instead of as declared (tests)."""
 
 
 def format_outputs(outputs: Mapping[str, Any]) -> str:
@@ -123,8 +126,11 @@ def _lambda_environment(region: str, aws_endpoint: str) -> dict[str, str]:
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         **FAKE_CREDENTIALS,
-        # boto3 ≥ 1.28 reads per-service endpoints from these, so handlers need no local code.
+        # boto3 ≥ 1.28 reads per-service endpoints from these (named after the service's id,
+        # "Cognito Identity Provider"), so handlers need no local code.
         "AWS_ENDPOINT_URL_DYNAMODB": aws_endpoint,
+        "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": aws_endpoint,
+        # The authorizer's own: where the pool's JWKS is served (no AWS SDK reads this one).
         "AWS_ENDPOINT_URL_COGNITO_IDP": aws_endpoint,
     }
 
@@ -214,6 +220,7 @@ async def _serve(
     from wsauth.localcloud.gateway import Gateway
     from wsauth.localcloud.lambdas import LambdaRuntime
     from wsauth.localcloud.permissions import PermissionCheckingInvoker
+    from wsauth.localcloud.schedules import Scheduler
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -250,6 +257,12 @@ async def _serve(
             realized.apis, api_ports(options.port, len(realized.apis)), strict=True
         )
     ]
+    scheduler = Scheduler(
+        realized.rules,
+        lambdas,
+        realized.permissions,
+        interval_seconds=options.sweep_interval_seconds,
+    )
     web: Any = None
     wrote_outputs = False
     try:
@@ -258,7 +271,9 @@ async def _serve(
                 await gateway.start()
             except OSError as error:
                 raise LocalCloudError(str(error.strerror or error)) from None
-        _point_functions_at_their_api(lambdas, gateways)
+        _point_functions_at_their_api(lambdas, gateways, realized.region)
+        # After the functions' environments are final: a worker keeps the one it started with.
+        scheduler.start()
         outputs: dict[str, Any] = localize(
             dict(realized.outputs), _local_urls(gateways, realized.region)
         )
@@ -290,6 +305,8 @@ async def _serve(
             # A stale file would tell clients a stopped cloud is ready.
             with contextlib.suppress(FileNotFoundError):
                 options.outputs_file.unlink()
+        # Nothing scheduled may start while the gateways and workers go away.
+        await scheduler.close()
         for gateway in gateways:
             await gateway.close()
         await lambdas.close()
@@ -316,36 +333,60 @@ def _invocation_log(api_name: str | None) -> Any:
     return lambda line: log.info("%s %s", api_name, line)
 
 
-def _point_functions_at_their_api(lambdas: Any, gateways: list[Any]) -> None:
-    """Give each function the `@connections` endpoint of the API that invokes it.
+def _point_functions_at_their_api(lambdas: Any, gateways: list[Any], region: str) -> None:
+    """Give each function the `@connections` endpoint of the API it talks to.
 
-    In AWS a handler builds it from the event (`https://{domainName}/{stage}`); here boto3
-    takes it from `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which is per function when the
-    program has several APIs. A function no route invokes gets the first API's.
+    In AWS a handler invoked by a route builds it from the event (`https://{domainName}/
+    {stage}`); here boto3 takes it from `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which is per
+    function when the program has several APIs. A function no API invokes (a scheduled one) is
+    told its API by the program: a `MANAGEMENT_ENDPOINT` variable holding an API's
+    `https://{api}.execute-api.{region}.amazonaws.com/{stage}` gets that API's gateway, and wins
+    over the routes (it is what the handler would use in AWS). Any other function gets the first
+    API's.
     """
     variable = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"
     lambdas.runtime_environment[variable] = gateways[0].management_url()
-    if len(gateways) == 1:
-        return
     serving: dict[str, list[Any]] = {}
-    for gateway in gateways:
-        api = gateway.api
-        names = {route.function_name for route in api.routes.values()}
-        if api.connect_authorizer is not None:
-            names.add(api.connect_authorizer.function_name)
-        for name in names:
-            serving.setdefault(name, []).append(gateway)
+    if len(gateways) > 1:
+        for gateway in gateways:
+            api = gateway.api
+            names = {route.function_name for route in api.routes.values()}
+            if api.connect_authorizer is not None:
+                names.add(api.connect_authorizer.function_name)
+            for name in names:
+                serving.setdefault(name, []).append(gateway)
+    declared = _declared_management_endpoints(lambdas.functions, gateways, region)
     for name, own in serving.items():
-        if len(own) > 1:
+        if len(own) > 1 and name not in declared:
             log.warning(
                 "%s serves APIs %s; locally its @connections calls go to %s's",
                 name,
                 ", ".join(gateway.api.name for gateway in own),
                 own[0].api.name,
             )
+    targets = {name: own[0] for name, own in serving.items()} | declared
+    for name, gateway in targets.items():
         spec = lambdas.functions[name]
-        environment = {**spec.runtime_environment, variable: own[0].management_url()}
+        environment = {**spec.runtime_environment, variable: gateway.management_url()}
         lambdas.functions[name] = replace(spec, runtime_environment=environment)
+
+
+def _declared_management_endpoints(
+    functions: Mapping[str, Any], gateways: list[Any], region: str
+) -> dict[str, Any]:
+    """Functions whose `MANAGEMENT_ENDPOINT` is one API's execute-api URL → that API's gateway."""
+    from wsauth.localcloud.realize import api_domain
+
+    by_url = {
+        f"https://{api_domain(gateway.api.api_id, region)}/{gateway.api.stage}": gateway
+        for gateway in gateways
+    }
+    found = {}
+    for name, spec in functions.items():
+        url = str(spec.environment.get("MANAGEMENT_ENDPOINT", "")).rstrip("/")
+        if url in by_url:
+            found[name] = by_url[url]
+    return found
 
 
 def _start_web_page(outputs: Mapping[str, Any], host: str, port: int) -> Any:

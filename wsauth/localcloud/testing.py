@@ -231,6 +231,7 @@ def start_local_cloud(
     program_dir: Path = REPO_ROOT,
     workdir: Path | None = None,
     timeout: float = _START_TIMEOUT,
+    sweep_interval: float | None = None,
 ) -> Iterator[LocalCloud]:
     """Start `wsauth local --port 0` in a subprocess; stop it (SIGTERM) on exit.
 
@@ -239,6 +240,8 @@ def start_local_cloud(
         program_dir: The Pulumi project to run.
         workdir: Where the outputs file and log go (a temporary directory by default).
         timeout: How long the start may take.
+        sweep_interval: Run every `rate(...)` schedule (the session sweeper's) this often, in
+            seconds (`--sweep-interval`); as declared when None.
 
     Yields:
         The running cloud, its outputs loaded.
@@ -258,6 +261,7 @@ def start_local_cloud(
             str(outputs_path),
             "--program",
             str(program_dir),
+            *(["--sweep-interval", str(sweep_interval)] if sweep_interval is not None else []),
             *args,
         ]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
