@@ -93,6 +93,8 @@ class _Attempt:
             self.body = self._get()
         except FetchFailed as failure:
             self.error = str(failure)
+        except TimeoutError:  # the socket's own timeout, a hair before the caller's wait
+            self.error = "JWKS fetch timed out"
         except Exception as error:  # a thread must report its failure, never die silently
             self.error = f"JWKS fetch failed: {type(error).__name__}"
         finally:
