@@ -34,6 +34,8 @@ api_config = {
     "throttling_rate_limit": config.get_float("throttlingRateLimit"),
     "access_logging": config.get_bool("accessLogging"),
     "cloudwatch_role": config.get("cloudWatchRole"),
+    "session_expiry": config.get("sessionExpiry"),
+    "max_connections_per_user": config.get_int("maxConnectionsPerUser"),
 }
 api_settings = SecuredWebSocketApiSettings(
     **{key: value for key, value in api_config.items() if value is not None}  # type: ignore[typeddict-item]
@@ -58,6 +60,8 @@ api = SecuredWebSocketApi(
         connection_table_name=store.table_name,
         connection_table_arn=store.table_arn,
         user_id_index_arn=store.user_id_index_arn,
+        expiry_index_arn=store.expiry_index_arn,
+        user_pool_arn=auth.user_pool_arn,
         **api_settings,
     ),
 )

@@ -103,7 +103,10 @@ def table_drained(cloud: LocalCloud) -> Settle:
     table = cloud.outputs["connectionTableName"]
 
     async def settle() -> None:
-        while dynamodb.scan(TableName=table, Select="COUNT")["Count"]:
+        # Connections only: each user's own item (sign-out record, count) has no `userId`.
+        while dynamodb.scan(
+            TableName=table, Select="COUNT", FilterExpression="attribute_exists(userId)"
+        )["Count"]:
             await asyncio.sleep(0.005)
 
     return settle
@@ -160,7 +163,9 @@ async def handler_alone(cloud: LocalCloud, url: str, count: int) -> dict[str, fl
     async with connect(url, max_queue=None) as client:
         await client.send("{}")
         await client.recv()
-        user_items = cloud.client("dynamodb").scan(TableName=outputs["connectionTableName"])
+        user_items = cloud.client("dynamodb").scan(
+            TableName=outputs["connectionTableName"], FilterExpression="attribute_exists(userId)"
+        )
         connection_id = user_items["Items"][0]["connectionId"]["S"]
         event = {
             "requestContext": {

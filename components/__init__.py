@@ -7,7 +7,7 @@ authorizer and functions): compose them as `__main__.py` does, or in a project o
 from __future__ import annotations
 
 from .auth_pool import AuthPool, AuthPoolArgs
-from .connection_store import USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
+from .connection_store import EXPIRY_INDEX, USER_ID_INDEX, ConnectionStore, ConnectionStoreArgs
 from .websocket_api import (
     SecuredWebSocketApi,
     SecuredWebSocketApiArgs,
@@ -15,6 +15,7 @@ from .websocket_api import (
 )
 
 __all__ = [
+    "EXPIRY_INDEX",
     "USER_ID_INDEX",
     "AuthPool",
     "AuthPoolArgs",

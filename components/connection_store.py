@@ -7,10 +7,12 @@ from typing import TypedDict
 import pulumi
 import pulumi_aws as aws
 
-__all__ = ["USER_ID_INDEX", "ConnectionStore", "ConnectionStoreArgs"]
+__all__ = ["EXPIRY_INDEX", "USER_ID_INDEX", "ConnectionStore", "ConnectionStoreArgs"]
 
 USER_ID_INDEX = "userIdIndex"
 """Name of the index on `userId` (a contract with the handlers and other services)."""
+EXPIRY_INDEX = "expiryIndex"
+"""Name of the index on `expiryBucket` and `expiresAt`, where the sweeper finds expired sessions."""
 
 
 class ConnectionStoreArgs(TypedDict, total=False):
@@ -21,7 +23,8 @@ class ConnectionStoreArgs(TypedDict, total=False):
 
 
 class ConnectionStore(pulumi.ComponentResource):
-    """The connection table: `connectionId` key, `userIdIndex` on `userId`, TTL on `removedAt`.
+    """The connection table: `connectionId` key, `userIdIndex` on `userId`, `expiryIndex` on
+    `expiryBucket` and `expiresAt`, TTL on `removedAt`.
 
     On-demand billing (traffic follows connects and disconnects, which no capacity plan
     predicts), point-in-time recovery, encryption at rest with the AWS managed key, and deletion
@@ -36,6 +39,8 @@ class ConnectionStore(pulumi.ComponentResource):
     """`userIdIndex`: query it by `userId` to find a user's connections."""
     user_id_index_arn: pulumi.Output[str]
     """The index's ARN (`{table_arn}/index/userIdIndex`), for IAM policies."""
+    expiry_index_arn: pulumi.Output[str]
+    """The ARN of `expiryIndex` (`{table_arn}/index/expiryIndex`), for the sweeper's policy."""
 
     def __init__(
         self,
@@ -55,6 +60,8 @@ class ConnectionStore(pulumi.ComponentResource):
             attributes=[
                 aws.dynamodb.TableAttributeArgs(name="connectionId", type="S"),
                 aws.dynamodb.TableAttributeArgs(name="userId", type="S"),
+                aws.dynamodb.TableAttributeArgs(name="expiryBucket", type="N"),
+                aws.dynamodb.TableAttributeArgs(name="expiresAt", type="N"),
             ],
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
@@ -68,7 +75,22 @@ class ConnectionStore(pulumi.ComponentResource):
                     # does, and readers can skip expired items (TTL deletes lazily, within days)
                     # by `removedAt` without a second read per connection.
                     projection_type="ALL",
-                )
+                ),
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=EXPIRY_INDEX,
+                    # One partition per 10 minutes of expiries, sorted by the second: the
+                    # sweeper reads what has expired and nothing else. Items without an expiry
+                    # (sessionExpiry off) are not in the index at all (a sparse index).
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name="expiryBucket", key_type="HASH"
+                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name="expiresAt", key_type="RANGE"
+                        ),
+                    ],
+                    projection_type="KEYS_ONLY",
+                ),
             ],
             # Items outlive their connection only if `$disconnect` never ran; TTL sweeps them.
             ttl=aws.dynamodb.TableTtlArgs(attribute_name="removedAt", enabled=True),
@@ -84,11 +106,13 @@ class ConnectionStore(pulumi.ComponentResource):
         self.table_arn = table.arn
         self.user_id_index_name = pulumi.Output.from_input(USER_ID_INDEX)
         self.user_id_index_arn = table.arn.apply(lambda arn: f"{arn}/index/{USER_ID_INDEX}")
+        self.expiry_index_arn = table.arn.apply(lambda arn: f"{arn}/index/{EXPIRY_INDEX}")
         self.register_outputs(
             {
                 "table_name": self.table_name,
                 "table_arn": self.table_arn,
                 "user_id_index_name": self.user_id_index_name,
                 "user_id_index_arn": self.user_id_index_arn,
+                "expiry_index_arn": self.expiry_index_arn,
             }
         )

@@ -1,45 +1,40 @@
-"""SecuredWebSocketApi: the WebSocket API, its Cognito authorizer, and the two Lambda functions."""
+"""SecuredWebSocketApi: the WebSocket API, its Cognito authorizer, and its Lambda functions.
+
+Its settings, their defaults and validation live in `websocket_settings`; its IAM policies in
+`policies`; the region's logging role in `region_logging`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Required, TypedDict
+from collections.abc import Callable
 
 import pulumi
 import pulumi_aws as aws
 
 from . import packaging
-from ._validation import (
-    require_choice,
-    require_int_range,
-    require_log_retention,
-    require_non_empty_list,
-    require_number_range,
-    require_pattern,
+from ._validation import require_non_empty_list
+from .policies import authorizer_policy, sweeper_policy, websocket_policy
+from .region_logging import region_logging_role
+from .websocket_settings import (
+    REFRESH_ROUTE_KEY,
+    RESERVED_ROUTE_KEYS,
+    SIGN_OUT_ROUTE_KEY,
+    SecuredWebSocketApiArgs,
+    SecuredWebSocketApiSettings,
+    Settings,
+    require_route_key,
+    validate,
 )
-from .region_logging import region_logging_role, require_cloudwatch_role
 
 __all__ = ["SecuredWebSocketApi", "SecuredWebSocketApiArgs", "SecuredWebSocketApiSettings"]
 
 AUTHORIZER_HANDLER = "handlers.authorizer.handler"
 WEBSOCKET_HANDLER = "handlers.websocket.handler"
-TOKEN_USES = ("id", "access")
-TOKEN_SOURCES = ("query", "protocol")
-RESERVED_ROUTE_KEYS = ("$connect", "$disconnect", "$default")
-
-# API Gateway gives up on an integration (and on a Lambda authorizer) after 29 seconds, so a
-# longer function timeout would only keep paying for work nobody waits for.
-_MAX_TIMEOUT_SECONDS = 29
-# API Gateway closes every WebSocket connection after 2 hours; an item must outlive that, or a
-# live connection would vanish from the table and stop receiving messages.
-_MIN_CONNECTION_TTL_SECONDS = 2 * 60 * 60
-_MAX_CONNECTION_TTL_SECONDS = 7 * 24 * 60 * 60
-_NAME_PATTERN = r"[A-Za-z0-9_-]{1,128}"
-_ROUTE_KEY_PATTERN = r"[A-Za-z0-9_.:-]{1,128}"
+SWEEPER_HANDLER = "handlers.sweeper.handler"
+SWEEP_SCHEDULE = "rate(1 minute)"
 
 _LAMBDA_ASSUME_ROLE_POLICY = json.dumps(
     {
@@ -81,175 +76,6 @@ _ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-class SecuredWebSocketApiSettings(TypedDict, total=False):
-    """The plain-valued part of `SecuredWebSocketApiArgs`: every key optional, each validated
-    (by `SecuredWebSocketApi.validate`) before anything is created."""
-
-    stage_name: str
-    """Stage name: letters, digits, `-`, `_`, 1 to 128 characters (default `prod`)."""
-    token_use: str
-    """`id` (default) or `access`: which Cognito token opens a connection."""
-    token_source: str
-    """`query` (default: `?{token_query_key}=<JWT>`) or `protocol` (`Sec-WebSocket-Protocol`)."""
-    token_query_key: str
-    """Query string key of the token when token_source is `query` (default `idToken`)."""
-    clock_leeway_seconds: int
-    """Clock skew tolerated on `exp`/`nbf`, 0 to 300 seconds (default 0)."""
-    connection_ttl_seconds: int
-    """How long a connection item lives if `$disconnect` never runs, 7200 s (API Gateway's
-    maximum connection duration) to 7 days (default 10800)."""
-    lambda_architecture: str
-    """`arm64` (default: cheaper per millisecond) or `x86_64`."""
-    lambda_runtime: str
-    """`python3.13` (default), `python3.12`, or `python3.11` (kept for the local cloud)."""
-    log_retention_days: int
-    """Retention of every log group, one of CloudWatch's allowed values (default 30)."""
-    throttling_burst_limit: int
-    """Stage-wide burst of requests API Gateway admits, an integer >= 0 (default 200)."""
-    throttling_rate_limit: float
-    """Stage-wide steady requests per second API Gateway admits, >= 0 (default 100)."""
-    access_logging: bool
-    """JSON access logs to a log group of the stage's own (default True). Needs the region's
-    API Gateway CloudWatch role: see cloudwatch_role."""
-    cloudwatch_role: str
-    """With access logs, how the region's API Gateway CloudWatch role is set before the stage:
-    `auto` (default: keep the one there, else set one this stack creates), an IAM role ARN to
-    set, or `external` (already set by the account's owner). Kept on destroy."""
-    route_keys: Sequence[str]
-    """Extra routes (values of the message's `action`) handled by the websocket function."""
-    authorizer_memory_mb: int
-    """Memory of the authorizer function, 128 to 10240 MB (default 512)."""
-    authorizer_timeout_seconds: int
-    """Timeout of the authorizer function, 1 to 29 seconds (default 5)."""
-    websocket_memory_mb: int
-    """Memory of the websocket function, 128 to 10240 MB (default 256)."""
-    websocket_timeout_seconds: int
-    """Timeout of the websocket function, 1 to 29 seconds (default 10)."""
-
-
-class SecuredWebSocketApiArgs(SecuredWebSocketApiSettings, total=False):
-    """Arguments of `SecuredWebSocketApi`: the settings, plus outputs of `AuthPool` and
-    `ConnectionStore` wired in as inputs."""
-
-    user_pool_id: Required[pulumi.Input[str]]
-    """The Cognito user pool whose tokens open connections."""
-    app_client_ids: Required[Sequence[pulumi.Input[str]]]
-    """The app clients whose tokens are accepted (at least one)."""
-    connection_table_name: Required[pulumi.Input[str]]
-    """The connection table the websocket function writes."""
-    connection_table_arn: Required[pulumi.Input[str]]
-    """That table's ARN (the websocket function's permissions name it exactly)."""
-    user_id_index_arn: Required[pulumi.Input[str]]
-    """The ARN of the table's `userIdIndex`."""
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """Validated settings, defaults filled in."""
-
-    stage_name: str
-    token_use: str
-    token_source: str
-    token_query_key: str
-    clock_leeway_seconds: int
-    connection_ttl_seconds: int
-    lambda_architecture: str
-    lambda_runtime: str
-    log_retention_days: int
-    throttling_burst_limit: int
-    throttling_rate_limit: float
-    access_logging: bool
-    cloudwatch_role: str
-    route_keys: tuple[str, ...]
-    authorizer_memory_mb: int
-    authorizer_timeout_seconds: int
-    websocket_memory_mb: int
-    websocket_timeout_seconds: int
-
-
-def _require_route_key(key: str, value: Any) -> str:
-    return require_pattern(
-        key,
-        value,
-        _ROUTE_KEY_PATTERN,
-        "1 to 128 letters, digits, '_', '.', ':' or '-' ($-routes are built in)",
-    )
-
-
-def _validate(settings: SecuredWebSocketApiSettings) -> _Settings:
-    """Check every plain setting and fill in the defaults; raise ValueError on the first bad one."""
-    name_rule = "1 to 128 letters, digits, '-' or '_'"
-    route_keys = tuple(
-        _require_route_key("route_keys", key) for key in settings.get("route_keys", ())
-    )
-    if len(set(route_keys)) != len(route_keys):
-        raise ValueError(f"route_keys must not repeat a key; got {list(route_keys)!r}")
-    return _Settings(
-        stage_name=require_pattern(
-            "stage_name", settings.get("stage_name", "prod"), _NAME_PATTERN, name_rule
-        ),
-        token_use=require_choice("token_use", settings.get("token_use", "id"), TOKEN_USES),
-        token_source=require_choice(
-            "token_source", settings.get("token_source", "query"), TOKEN_SOURCES
-        ),
-        token_query_key=require_pattern(
-            "token_query_key", settings.get("token_query_key", "idToken"), _NAME_PATTERN, name_rule
-        ),
-        clock_leeway_seconds=require_int_range(
-            "clock_leeway_seconds", settings.get("clock_leeway_seconds", 0), 0, 300
-        ),
-        connection_ttl_seconds=require_int_range(
-            "connection_ttl_seconds",
-            settings.get("connection_ttl_seconds", 3 * 60 * 60),
-            _MIN_CONNECTION_TTL_SECONDS,
-            _MAX_CONNECTION_TTL_SECONDS,
-        ),
-        lambda_architecture=require_choice(
-            "lambda_architecture",
-            settings.get("lambda_architecture", "arm64"),
-            packaging.ARCHITECTURES,
-        ),
-        lambda_runtime=require_choice(
-            "lambda_runtime", settings.get("lambda_runtime", "python3.13"), packaging.RUNTIMES
-        ),
-        log_retention_days=require_log_retention(
-            "log_retention_days", settings.get("log_retention_days", 30)
-        ),
-        throttling_burst_limit=require_int_range(
-            "throttling_burst_limit", settings.get("throttling_burst_limit", 200), 0, 2**31 - 1
-        ),
-        throttling_rate_limit=require_number_range(
-            "throttling_rate_limit", settings.get("throttling_rate_limit", 100.0), 0, 1e9
-        ),
-        access_logging=bool(settings.get("access_logging", True)),
-        cloudwatch_role=require_cloudwatch_role(settings.get("cloudwatch_role", "auto")),
-        route_keys=route_keys,
-        # Memory buys CPU in Lambda (one full vCPU at 1769 MB). The authorizer's cold start is
-        # CPU-bound (importing cryptography, parsing the JWKS) and sits in front of every new
-        # connection, so it gets 512 MB; its 5 s allow one JWKS fetch (capped at 1.5 s in the
-        # handler) plus verification on a cold start. The websocket function mostly waits on
-        # DynamoDB and the management API: 256 MB and 10 s are plenty and cost little.
-        authorizer_memory_mb=require_int_range(
-            "authorizer_memory_mb", settings.get("authorizer_memory_mb", 512), 128, 10240
-        ),
-        authorizer_timeout_seconds=require_int_range(
-            "authorizer_timeout_seconds",
-            settings.get("authorizer_timeout_seconds", 5),
-            1,
-            _MAX_TIMEOUT_SECONDS,
-        ),
-        websocket_memory_mb=require_int_range(
-            "websocket_memory_mb", settings.get("websocket_memory_mb", 256), 128, 10240
-        ),
-        websocket_timeout_seconds=require_int_range(
-            "websocket_timeout_seconds",
-            settings.get("websocket_timeout_seconds", 10),
-            1,
-            _MAX_TIMEOUT_SECONDS,
-        ),
-    )
-
-
 def _physical_name(name: str, role: str, max_length: int = 64) -> str:
     """A name unique per project, stack and component, within Lambda's 64-character limit.
 
@@ -278,70 +104,6 @@ def _resource_suffix(route_key: str) -> str:
     return f"action-{cleaned}"
 
 
-def _log_statement(log_group_arn: str) -> dict[str, Any]:
-    # Lambda creates one stream per execution environment, with names nobody can know in advance:
-    # the streams of this one log group are the narrowest resource there is.
-    return {
-        "Sid": "OwnLogGroupOnly",
-        "Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
-    }
-
-
-def _authorizer_policy(log_group_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The authorizer only verifies tokens (JWKS over HTTPS): it needs nothing but its logs."""
-    return pulumi.Output.from_input(log_group_arn).apply(
-        lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [_log_statement(arn)]})
-    )
-
-
-def _websocket_policy(
-    log_group_arn: pulumi.Input[str],
-    table_arn: pulumi.Input[str],
-    index_arn: pulumi.Input[str],
-    execution_arn: pulumi.Input[str],
-    stage_name: pulumi.Input[str],
-) -> pulumi.Output[str]:
-    """Items of this table and its index, posting to this stage's connections, its own logs."""
-
-    def document(args: list[str]) -> str:
-        log_arn, table, index, execution, stage = args
-        return json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "ConnectionItems",
-                        "Effect": "Allow",
-                        "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
-                        "Resource": [table],
-                    },
-                    {
-                        "Sid": "ConnectionsOfAUser",
-                        "Effect": "Allow",
-                        "Action": ["dynamodb:Query"],
-                        "Resource": [index],
-                    },
-                    {
-                        # The function only answers the sender (POST); it never lists (GET) or
-                        # closes (DELETE) connections. Connection ids are random: `*` is the
-                        # narrowest pattern for them.
-                        "Sid": "PostToConnections",
-                        "Effect": "Allow",
-                        "Action": ["execute-api:ManageConnections"],
-                        "Resource": [f"{execution}/{stage}/POST/@connections/*"],
-                    },
-                    _log_statement(log_arn),
-                ],
-            }
-        )
-
-    return pulumi.Output.all(log_group_arn, table_arn, index_arn, execution_arn, stage_name).apply(
-        document
-    )
-
-
 class SecuredWebSocketApi(pulumi.ComponentResource):
     """An API Gateway WebSocket API whose `$connect` requires a valid Cognito token.
 
@@ -366,6 +128,8 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
     """Name of the authorizer Lambda function."""
     websocket_function_name: pulumi.Output[str]
     """Name of the websocket Lambda function."""
+    sweeper_function_name: pulumi.Output[str]
+    """Name of the function that closes expired sessions every minute (empty when off)."""
 
     @staticmethod
     def validate(settings: SecuredWebSocketApiSettings) -> None:
@@ -378,7 +142,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         Raises:
             ValueError: A setting is invalid; the message names it and what it accepts.
         """
-        _validate(settings)
+        validate(settings)
 
     def __init__(
         self, name: str, args: SecuredWebSocketApiArgs, opts: pulumi.ResourceOptions | None = None
@@ -393,7 +157,17 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             if args.get(key) is None:
                 raise ValueError(f"{key} is required")
         app_client_ids = require_non_empty_list("app_client_ids", args["app_client_ids"])
-        settings = _validate(args)
+        settings = validate(args)
+        sessions = settings.session_expiry == "enforce"
+        for key, source in (
+            ("expiry_index_arn", "ConnectionStore's expiry_index_arn"),
+            ("user_pool_arn", "AuthPool's user_pool_arn"),
+        ):
+            if sessions and args.get(key) is None:
+                raise ValueError(
+                    f"{key} is required with session_expiry 'enforce' ({source}), "
+                    "or set session_expiry to 'off'"
+                )
         stage_name = settings.stage_name
         architecture, runtime = settings.lambda_architecture, settings.lambda_runtime
         retention = settings.log_retention_days
@@ -415,6 +189,13 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             opts=self._child,
         )
 
+        # What verifies a token, on `$connect` (authorizer) and on refresh (websocket function).
+        token_rules: dict[str, pulumi.Input[str]] = {
+            "USER_POOL_ID": args["user_pool_id"],
+            "APP_CLIENT_ID": pulumi.Output.all(*app_client_ids).apply(",".join),
+            "TOKEN_USE": settings.token_use,
+            "CLOCK_LEEWAY_SECONDS": str(settings.clock_leeway_seconds),
+        }
         authorizer_fn = self._function(
             "authorizer",
             code=code,
@@ -423,14 +204,11 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             memory_mb=settings.authorizer_memory_mb,
             timeout_seconds=settings.authorizer_timeout_seconds,
             environment={
-                "USER_POOL_ID": args["user_pool_id"],
-                "APP_CLIENT_ID": pulumi.Output.all(*app_client_ids).apply(",".join),
-                "TOKEN_USE": settings.token_use,
+                **token_rules,
                 "TOKEN_QUERY_KEY": settings.token_query_key,
                 "TOKEN_SOURCE": settings.token_source,
-                "CLOCK_LEEWAY_SECONDS": str(settings.clock_leeway_seconds),
             },
-            policy=_authorizer_policy,
+            policy=authorizer_policy,
         )
         websocket_fn = self._function(
             "websocket",
@@ -442,13 +220,18 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             environment={
                 "CONNECTION_TABLE_NAME": args["connection_table_name"],
                 "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
+                "SESSION_EXPIRY": settings.session_expiry,
+                "MAX_CONNECTIONS_PER_USER": str(settings.max_connections_per_user),
+                **(token_rules if sessions else {}),
             },
-            policy=lambda log_group_arn: _websocket_policy(
+            policy=lambda log_group_arn: websocket_policy(
                 log_group_arn,
                 args["connection_table_arn"],
                 args["user_id_index_arn"],
                 self._api.execution_arn,
                 stage_name,
+                user_pool_arn=args.get("user_pool_arn") if sessions else None,
+                heal_connection_count=settings.max_connections_per_user > 0,
             ),
         )
 
@@ -485,6 +268,11 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             self._route("$default", websocket_integration, websocket_fn),
             *(self._route(key, websocket_integration, websocket_fn) for key in settings.route_keys),
         ]
+        if sessions:
+            routes += [
+                self._route(key, websocket_integration, websocket_fn)
+                for key in (REFRESH_ROUTE_KEY, SIGN_OUT_ROUTE_KEY)
+            ]
 
         access_log_settings = None
         logging_ready: list[pulumi.Resource] = []
@@ -531,6 +319,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         )
         self.authorizer_function_name = authorizer_fn.name
         self.websocket_function_name = websocket_fn.name
+        self.sweeper_function_name = (
+            self._sweeper(code, settings, args).name if sessions else pulumi.Output.from_input("")
+        )
         self.register_outputs(
             {
                 "api_id": self.api_id,
@@ -540,6 +331,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
                 "management_endpoint": self.management_endpoint,
                 "authorizer_function_name": self.authorizer_function_name,
                 "websocket_function_name": self.websocket_function_name,
+                "sweeper_function_name": self.sweeper_function_name,
             }
         )
 
@@ -559,7 +351,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         Raises:
             ValueError: The key is malformed, built in, or already routed.
         """
-        _require_route_key("route_key", route_key)
+        require_route_key("route_key", route_key)
         if route_key in self._route_keys:
             raise ValueError(f"route_key {route_key!r} is already routed")
         integration = self._integration(_resource_suffix(route_key), function)
@@ -567,13 +359,66 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
 
     # --- building blocks -------------------------------------------------------------------
 
+    def _sweeper(
+        self, code: pulumi.Archive, settings: Settings, args: SecuredWebSocketApiArgs
+    ) -> aws.lambda_.Function:
+        """The function that closes idle expired connections, every minute.
+
+        A connection that sends nothing is never checked by the websocket function; this finds
+        the expired ones through the table's `expiryIndex`.
+        """
+        name = self._name
+        sweeper = self._function(
+            "sweeper",
+            code=code,
+            handler=SWEEPER_HANDLER,
+            settings=settings,
+            memory_mb=256,
+            # Closing is two short calls per connection, a bounded number at once.
+            timeout_seconds=60,
+            environment={
+                "CONNECTION_TABLE_NAME": args["connection_table_name"],
+                "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
+                "CLOCK_LEEWAY_SECONDS": str(settings.clock_leeway_seconds),
+                "MANAGEMENT_ENDPOINT": self.management_endpoint,
+            },
+            policy=lambda log_group_arn: sweeper_policy(
+                log_group_arn,
+                args["connection_table_arn"],
+                args["expiry_index_arn"],
+                self._api.execution_arn,
+                self._stage_name,
+            ),
+        )
+        schedule = aws.cloudwatch.EventRule(
+            f"{name}-sweep-schedule",
+            description=f"Closes the expired sessions of {_physical_name(name, 'api')}",
+            schedule_expression=SWEEP_SCHEDULE,
+            opts=self._child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-sweep-target",
+            rule=schedule.name,
+            arn=sweeper.arn,
+            opts=self._child,
+        )
+        aws.lambda_.Permission(
+            f"{name}-sweeper-schedule-invoke",
+            action="lambda:InvokeFunction",
+            function=sweeper.name,
+            principal="events.amazonaws.com",
+            source_arn=schedule.arn,
+            opts=self._child,
+        )
+        return sweeper
+
     def _function(
         self,
         role_name: str,
         *,
         code: pulumi.Archive,
         handler: str,
-        settings: _Settings,
+        settings: Settings,
         memory_mb: int,
         timeout_seconds: int,
         environment: dict[str, pulumi.Input[str]],

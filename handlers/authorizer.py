@@ -179,6 +179,10 @@ class Authorizer:
                 "username": user.username,
                 "tokenUse": user.token_use,
                 "groups": ",".join(user.groups),
+                # The session's bounds (DESIGN §7): the websocket function closes the
+                # connection once `expiresAt` has passed, unless a refresh moved it.
+                "expiresAt": int(user.exp),
+                "authTime": int(user.auth_time),
             },
         }
 

@@ -99,6 +99,8 @@ class VerifiedToken(NamedTuple):
     token_use: str
     exp: float
     kid: str
+    auth_time: float
+    """When the user signed in (`auth_time`); 0 when the token does not say."""
 
 
 def cognito_issuer(user_pool_id: str) -> str:
@@ -583,6 +585,9 @@ class CognitoJwtVerifier:
         iat = get("iat")
         if type(iat) is not int and iat is not None and not _is_number(iat):
             raise TokenRejected("iat_not_number")
+        auth_time = get("auth_time", 0)
+        if type(auth_time) is not int and not _is_number(auth_time):
+            raise TokenRejected("auth_time_not_number")
         jti = get("jti")
         if type(jti) is not str and jti is not None:
             raise TokenRejected("jti_not_string")
@@ -614,4 +619,4 @@ class CognitoJwtVerifier:
             # JSON never yields a tuple: only the default for an absent claim gets here.
             raise TokenRejected("groups_not_list")
         # tuple.__new__ directly: a NamedTuple's own __new__ is a Python-level function.
-        return _new_tuple(VerifiedToken, (sub, username, groups, token_use, exp, kid))
+        return _new_tuple(VerifiedToken, (sub, username, groups, token_use, exp, kid, auth_time))

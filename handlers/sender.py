@@ -11,18 +11,22 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import connections
+from . import connections, sessions
 
 __all__ = [
     "DeliveryReport",
     "Payload",
+    "close",
     "deliver",
     "encode_payload",
+    "for_each_connection",
+    "is_gone",
     "management_client",
     "send_to_connection",
     "send_to_user",
@@ -33,7 +37,7 @@ logger = logging.getLogger(__name__)
 Payload = str | bytes | Mapping[str, Any]
 """Text (sent as UTF-8), raw bytes, or a JSON object."""
 
-Outcome = tuple[Literal["delivered", "gone", "failed"], str | None]
+Outcome = tuple[Literal["delivered", "gone", "failed", "expired"], str | None]
 
 _POOL_CONNECTIONS = 32
 _EXECUTE_API_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?::\d+)?(?:/|$)")
@@ -49,11 +53,13 @@ class DeliveryReport:
     """Connections API Gateway no longer knows (410); their items were deleted."""
     failed: dict[str, str] = field(default_factory=dict)
     """Connection id → reason (an AWS error code, or the client's error) for the others."""
+    expired: list[str] = field(default_factory=list)
+    """Connections whose session had expired: not delivered to, told so and closed."""
 
     @property
     def attempted(self) -> int:
         """How many connections were tried."""
-        return len(self.delivered) + len(self.gone) + len(self.failed)
+        return len(self.delivered) + len(self.gone) + len(self.failed) + len(self.expired)
 
     def record(self, connection_id: str, outcome: Outcome) -> None:
         """Add one connection's outcome."""
@@ -62,6 +68,8 @@ class DeliveryReport:
             self.delivered.append(connection_id)
         elif status == "gone":
             self.gone.append(connection_id)
+        elif status == "expired":
+            self.expired.append(connection_id)
         else:
             self.failed[connection_id] = reason or "unknown"
 
@@ -117,20 +125,79 @@ def deliver(
     Returns:
         `("delivered", None)`, `("gone", None)` or `("failed", reason)`.
     """
+    return _on_connection(
+        lambda: management.post_to_connection(ConnectionId=connection_id, Data=data),
+        dynamodb,
+        table_name,
+        connection_id,
+        "delivered",
+    )
+
+
+def close(
+    management: Any,
+    dynamodb: Any,
+    table_name: str,
+    connection_id: str,
+    notice: bytes | None = sessions.SESSION_EXPIRED,
+) -> Outcome:
+    """Tell a connection why (`notice`), then close it; never raises.
+
+    `DELETE @connections/{id}` makes API Gateway close the socket and run `$disconnect`, which
+    deletes the item; a connection already gone (410) has its item deleted here.
+
+    Returns:
+        `("expired", None)` when closed, `("gone", None)` or `("failed", reason)`.
+    """
+    if notice is not None:
+        status, reason = deliver(management, dynamodb, table_name, connection_id, notice)
+        if status == "gone":
+            return (status, reason)
+    outcome = _on_connection(
+        lambda: management.delete_connection(ConnectionId=connection_id),
+        dynamodb,
+        table_name,
+        connection_id,
+        "expired",
+    )
+    if notice is not None and outcome[0] == "gone":
+        # Told, then gone before the DELETE: the client hung up on reading the notice.
+        return ("expired", None)
+    return outcome
+
+
+def is_gone(error: Any) -> bool:
+    """Whether a `@connections` ClientError says API Gateway no longer knows the connection."""
+    code = error.response.get("Error", {}).get("Code", "")
+    return bool(code == "GoneException" or _http_status(error) == 410)
+
+
+def _on_connection(
+    call: Callable[[], Any],
+    dynamodb: Any,
+    table_name: str,
+    connection_id: str,
+    done: Literal["delivered", "expired"],
+) -> Outcome:
+    """Make one `@connections` call; a connection that is gone (410) has its item deleted."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        management.post_to_connection(ConnectionId=connection_id, Data=data)
+        call()
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code == "GoneException" or status == 410:
+        if is_gone(error):
             _forget(dynamodb, table_name, connection_id)
             return ("gone", None)
-        return ("failed", code or f"HTTP {status}")
+        code = error.response.get("Error", {}).get("Code", "")
+        return ("failed", code or f"HTTP {_http_status(error)}")
     except BotoCoreError as error:
         return ("failed", type(error).__name__)
-    return ("delivered", None)
+    return (done, None)
+
+
+def _http_status(error: Any) -> int | None:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
 
 
 def _forget(dynamodb: Any, table_name: str, connection_id: str) -> None:
@@ -158,10 +225,14 @@ def send_to_connection(
     table_name: str,
     endpoint_url: str,
     region: str | None = None,
+    leeway_seconds: float = 0.0,
     dynamodb: Any = None,
     management: Any = None,
 ) -> DeliveryReport:
-    """Send a payload to one connection.
+    """Send a payload to one connection, unless its session has expired.
+
+    An expired connection (its stored `expiresAt` plus `leeway_seconds` has passed) gets no
+    payload: it is told `{"type": "sessionExpired"}` and closed, and reported as expired.
 
     Args:
         connection_id: API Gateway's connection id.
@@ -169,18 +240,42 @@ def send_to_connection(
         table_name: The connection table (to delete the item if the connection is gone).
         endpoint_url: The stack's `managementEndpoint`.
         region: Signing region; see `management_client`.
+        leeway_seconds: Clock skew tolerated on the session's expiry (the stack's leeway).
         dynamodb: A DynamoDB client; `connections.dynamodb_client()` by default.
         management: An `apigatewaymanagementapi` client; one for `endpoint_url` by default.
 
     Returns:
         A report with the connection in exactly one of its lists.
+
+    Raises:
+        botocore.exceptions.ClientError: The table could not be read.
     """
     data = encode_payload(payload)
     dynamodb = dynamodb if dynamodb is not None else connections.dynamodb_client()
     management = management if management is not None else management_client(endpoint_url, region)
+    expires_at = connections.stored_expiry(dynamodb, table_name, connection_id)
     report = DeliveryReport()
-    report.record(connection_id, deliver(management, dynamodb, table_name, connection_id, data))
+    report.record(
+        connection_id,
+        _deliver_unless_expired(
+            management, dynamodb, table_name, connection_id, expires_at, data, leeway_seconds
+        ),
+    )
     return report
+
+
+def _deliver_unless_expired(
+    management: Any,
+    dynamodb: Any,
+    table_name: str,
+    connection_id: str,
+    expires_at: int | None,
+    data: bytes,
+    leeway_seconds: float,
+) -> Outcome:
+    if sessions.is_expired(expires_at, time.time(), leeway_seconds):
+        return close(management, dynamodb, table_name, connection_id)
+    return deliver(management, dynamodb, table_name, connection_id, data)
 
 
 def send_to_user(
@@ -191,10 +286,14 @@ def send_to_user(
     endpoint_url: str,
     region: str | None = None,
     max_concurrency: int = 16,
+    leeway_seconds: float = 0.0,
     dynamodb: Any = None,
     management: Any = None,
 ) -> DeliveryReport:
     """Send a payload to every stored connection of one user, a bounded number at a time.
+
+    Connections whose session has expired get no payload: they are told
+    `{"type": "sessionExpired"}`, closed, and reported as expired.
 
     Args:
         user_id: The Cognito `sub` (the item's `userId`).
@@ -203,6 +302,7 @@ def send_to_user(
         endpoint_url: The stack's `managementEndpoint`.
         region: Signing region; see `management_client`.
         max_concurrency: Most posts in flight at once.
+        leeway_seconds: Clock skew tolerated on the sessions' expiry (the stack's leeway).
         dynamodb: A DynamoDB client; `connections.dynamodb_client()` by default.
         management: An `apigatewaymanagementapi` client; one for `endpoint_url` by default.
 
@@ -220,34 +320,38 @@ def send_to_user(
     # while a created client is.
     dynamodb = dynamodb if dynamodb is not None else connections.dynamodb_client()
     management = management if management is not None else management_client(endpoint_url, region)
-    connection_ids = list(connections.connection_ids_of_user(dynamodb, table_name, user_id))
+    found = list(connections.connections_of_user(dynamodb, table_name, user_id))
+    return for_each_connection(
+        [stored.connection_id for stored in found],
+        lambda index, connection_id: _deliver_unless_expired(
+            management,
+            dynamodb,
+            table_name,
+            connection_id,
+            found[index].expires_at,
+            data,
+            leeway_seconds,
+        ),
+        max_concurrency,
+    )
+
+
+def for_each_connection(
+    connection_ids: list[str],
+    act: Callable[[int, str], Outcome],
+    max_concurrency: int = 16,
+) -> DeliveryReport:
+    """Run `act(index, connection_id)` for each connection, a bounded number at a time.
+
+    Returns:
+        The report of their outcomes.
+    """
     report = DeliveryReport()
     if not connection_ids:
         return report
-    for connection_id, outcome in zip(
-        connection_ids,
-        _post_all(management, dynamodb, table_name, connection_ids, data, max_concurrency),
-        strict=True,
-    ):
-        report.record(connection_id, outcome)
-    return report
-
-
-def _post_all(
-    management: Any,
-    dynamodb: Any,
-    table_name: str,
-    connection_ids: list[str],
-    data: bytes,
-    max_concurrency: int,
-) -> Iterable[Outcome]:
     workers = min(max_concurrency, len(connection_ids))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsauth-send") as pool:
-        return list(
-            pool.map(
-                lambda connection_id: deliver(
-                    management, dynamodb, table_name, connection_id, data
-                ),
-                connection_ids,
-            )
-        )
+        outcomes = list(pool.map(act, range(len(connection_ids)), connection_ids))
+    for connection_id, outcome in zip(connection_ids, outcomes, strict=True):
+        report.record(connection_id, outcome)
+    return report

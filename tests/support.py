@@ -13,9 +13,10 @@ __all__ = ["create_connection_table"]
 def create_connection_table(dynamodb: Any, table_name: str) -> None:
     """Create a connection table with the key schema of DESIGN.md §3, as `ConnectionStore` does.
 
-    Only what the handlers rely on: the `connectionId` hash key and the `userIdIndex` on
-    `userId`, projecting ALL as the component's table does. The index name is spelled out, not
-    imported from `handlers.connections`, so a handler querying another name fails against it.
+    Only what the handlers rely on: the `connectionId` hash key, the `userIdIndex` on `userId`
+    (projecting ALL as the component's table does) and the `expiryIndex` on `expiryBucket` and
+    `expiresAt`. The index names are spelled out, not imported from `handlers.connections`, so a
+    handler querying another name fails against it.
     TTL, encryption and backups are the component's business, checked by its own tests.
 
     Args:
@@ -28,6 +29,8 @@ def create_connection_table(dynamodb: Any, table_name: str) -> None:
         AttributeDefinitions=[
             {"AttributeName": "connectionId", "AttributeType": "S"},
             {"AttributeName": "userId", "AttributeType": "S"},
+            {"AttributeName": "expiryBucket", "AttributeType": "N"},
+            {"AttributeName": "expiresAt", "AttributeType": "N"},
         ],
         KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
@@ -35,6 +38,14 @@ def create_connection_table(dynamodb: Any, table_name: str) -> None:
                 "IndexName": "userIdIndex",
                 "KeySchema": [{"AttributeName": "userId", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": "expiryIndex",
+                "KeySchema": [
+                    {"AttributeName": "expiryBucket", "KeyType": "HASH"},
+                    {"AttributeName": "expiresAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
     )

@@ -8,7 +8,7 @@ import sys
 
 # Each module exposes `register(subparsers)`; imported lazily so `wsauth connect` never pays
 # for the local cloud's imports (Pulumi, moto).
-COMMANDS = ("local", "connect", "notify", "smoke", "web")
+COMMANDS = ("local", "connect", "notify", "signout", "smoke", "web")
 
 
 class CommandError(Exception):

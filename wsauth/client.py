@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -25,12 +25,15 @@ __all__ = [
     "TOKEN_QUERY_KEY",
     "ClientError",
     "HandshakeRefused",
+    "RefreshRefused",
     "TokenSource",
     "Tokens",
+    "cognito_admin_client",
     "describe_aws_error",
     "forge_signature",
     "handshake_status",
     "open_socket",
+    "refresh_tokens",
     "send_to_stack_user",
     "sign_in",
     "stack_clients",
@@ -156,25 +159,80 @@ def sign_in(outputs: StackOutputs, username: str, password: str) -> Tokens:
         ClientError: Wrong password, unconfirmed user, Cognito unreachable, or a challenge
             (MFA, new password) that a terminal sign-in does not handle.
     """
+    return _initiate_auth(
+        outputs,
+        "USER_PASSWORD_AUTH",
+        {"USERNAME": username, "PASSWORD": password},
+        errors=_SIGN_IN_ERRORS,
+        username=username,
+    )
+
+
+class RefreshRefused(ClientError):
+    """Cognito refused the refresh token (expired or revoked): only a new sign-in helps."""
+
+
+def refresh_tokens(outputs: StackOutputs, tokens: Tokens) -> Tokens:
+    """Fresh ID and access tokens from the refresh token (REFRESH_TOKEN_AUTH).
+
+    Args:
+        outputs: The stack.
+        tokens: The current tokens; their refresh token is kept unless Cognito rotates it.
+
+    Returns:
+        The new tokens.
+
+    Raises:
+        RefreshRefused: The refresh token is missing, expired or revoked.
+        ClientError: Cognito unreachable or failing (worth trying again later).
+    """
+    if tokens.refresh_token is None:
+        raise RefreshRefused("no refresh token to refresh with")
+    fresh = _initiate_auth(
+        outputs,
+        "REFRESH_TOKEN_AUTH",
+        {"REFRESH_TOKEN": tokens.refresh_token},
+        errors=_REFRESH_ERRORS,
+        username="",
+    )
+    # A refresh answer carries a refresh token only when the app client rotates them.
+    return fresh if fresh.refresh_token else replace(fresh, refresh_token=tokens.refresh_token)
+
+
+_REFRESH_ERRORS = {
+    "NotAuthorizedException": "Cognito refused the refresh token (expired or revoked)",
+    "TooManyRequestsException": "too many token refreshes; wait a minute and try again",
+    "ResourceNotFoundException": _SIGN_IN_ERRORS["ResourceNotFoundException"],
+}
+
+
+def _initiate_auth(
+    outputs: StackOutputs,
+    flow: str,
+    parameters: dict[str, str],
+    *,
+    errors: dict[str, str],
+    username: str,
+) -> Tokens:
     from botocore.exceptions import BotoCoreError
     from botocore.exceptions import ClientError as BotoClientError
 
     client = _cognito_client(outputs)
     try:
         result = client.initiate_auth(
-            ClientId=outputs.user_pool_web_client_id,
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": password},
+            ClientId=outputs.user_pool_web_client_id, AuthFlow=flow, AuthParameters=parameters
         )
     except BotoClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        template = _SIGN_IN_ERRORS.get(code)
+        template = errors.get(code)
         if template is None:
             message = error.response.get("Error", {}).get("Message", code)
-            raise ClientError(f"Cognito refused the sign-in: {code}: {message}") from None
-        raise ClientError(
-            template.format(username=username, client_id=outputs.user_pool_web_client_id)
-        ) from None
+            what = "token refresh" if flow == "REFRESH_TOKEN_AUTH" else "sign-in"
+            raise ClientError(f"Cognito refused the {what}: {code}: {message}") from None
+        text = template.format(username=username, client_id=outputs.user_pool_web_client_id)
+        if flow == "REFRESH_TOKEN_AUTH" and code == "NotAuthorizedException":
+            raise RefreshRefused(text) from None
+        raise ClientError(text) from None
     except BotoCoreError:
         raise ClientError(
             f"stack unreachable: cannot reach Cognito at {outputs.cognito_endpoint}"
@@ -213,7 +271,11 @@ def websocket_url(outputs: StackOutputs, id_token: str | None) -> str:
 
 _REFUSALS = {
     401: "the API refused the connection (401: no token reached the authorizer)",
-    403: "the API refused the connection (403: the authorizer rejected the token)",
+    # `$connect` refuses with a bare 403 too, and API Gateway passes no reason on: say all three.
+    403: (
+        "the API refused the connection (403: the token was rejected, its session was ended by "
+        "a sign-out everywhere, or the user has the most open connections allowed)"
+    ),
     500: "the API failed while authorizing the connection (500: see the authorizer's logs)",
 }
 
@@ -323,7 +385,10 @@ def _unreachable(outputs: StackOutputs, error: Exception) -> ClientError:
     )
 
 
-def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:
+_SENDING = "sending goes through the stack's table and @connections API"
+
+
+def stack_clients(outputs: StackOutputs, *, purpose: str = _SENDING) -> tuple[Any, Any]:
     """DynamoDB and `@connections` clients for the stack, as `handlers.sender` takes them.
 
     A deployed stack uses the caller's own AWS configuration. For the local cloud, DynamoDB is
@@ -332,6 +397,7 @@ def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:
 
     Args:
         outputs: The stack.
+        purpose: What the clients are for, said when there are no credentials.
 
     Returns:
         `(dynamodb, management)` boto3 clients.
@@ -339,6 +405,35 @@ def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:
     Raises:
         ClientError: A deployed stack, and no AWS credentials to reach it with.
     """
+    session, config = _stack_session(outputs, purpose)
+    dynamodb = session.client("dynamodb", endpoint_url=outputs.aws_endpoint, config=config)
+    management = session.client(
+        "apigatewaymanagementapi", endpoint_url=outputs.management_endpoint, config=config
+    )
+    return dynamodb, management
+
+
+def cognito_admin_client(outputs: StackOutputs, *, purpose: str) -> Any:
+    """A signed Cognito client for the stack's user pool, for its administrator's calls.
+
+    Unlike sign-in, `Admin*` calls need AWS credentials; locally, placeholders stand in as
+    for `stack_clients`.
+
+    Args:
+        outputs: The stack.
+        purpose: What the client is for, said when there are no credentials.
+
+    Returns:
+        A `cognito-idp` boto3 client (the embedded Cognito for the local cloud).
+
+    Raises:
+        ClientError: A deployed stack, and no AWS credentials to reach it with.
+    """
+    session, config = _stack_session(outputs, purpose)
+    return session.client("cognito-idp", endpoint_url=outputs.aws_endpoint, config=config)
+
+
+def _stack_session(outputs: StackOutputs, purpose: str) -> tuple[Any, Any]:
     import boto3
     from botocore.config import Config
 
@@ -346,19 +441,15 @@ def stack_clients(outputs: StackOutputs) -> tuple[Any, Any]:
     if session.get_credentials() is None:
         if not outputs.is_local:
             raise ClientError(
-                "no AWS credentials: sending goes through the stack's table and @connections "
-                "API, so configure a profile (aws configure, AWS_PROFILE) that may use them"
+                f"no AWS credentials: {purpose}, so configure a profile (aws configure, "
+                "AWS_PROFILE) that may use them"
             )
         session = boto3.session.Session(
             region_name=outputs.region, aws_access_key_id="local", aws_secret_access_key="local"
         )
     # Few retries: an unreachable stack should fail in seconds, not after the default backoff.
     config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5)
-    dynamodb = session.client("dynamodb", endpoint_url=outputs.aws_endpoint, config=config)
-    management = session.client(
-        "apigatewaymanagementapi", endpoint_url=outputs.management_endpoint, config=config
-    )
-    return dynamodb, management
+    return session, config
 
 
 def send_to_stack_user(outputs: StackOutputs, user_id: str, message: str) -> DeliveryReport:

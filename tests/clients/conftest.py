@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["browser", "page"]
+__all__ = ["browser", "new_page", "page"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium, driven by Playwright (no `playwright install`: nothing is downloaded).
@@ -25,14 +25,24 @@ CHROMIUM_ARGS = [
 ]
 
 # Test-side instruments, installed before the page's own script runs: every WebSocket the page
-# creates, and every text the connection status shows (some last under a second).
+# creates, every frame sent and received on them (with the socket's index), and every text the
+# connection status shows (some last under a second).
 INSTRUMENTS = """
 window.__sockets = [];
+window.__sent = [];
+window.__received = [];
 const NativeWebSocket = window.WebSocket;
 window.WebSocket = class extends NativeWebSocket {
   constructor(...args) {
     super(...args);
-    window.__sockets.push(this);
+    const index = window.__sockets.push(this) - 1;
+    this.addEventListener("message", (event) => {
+      window.__received.push({ socket: index, data: String(event.data) });
+    });
+  }
+  send(data) {
+    window.__sent.push({ socket: window.__sockets.indexOf(this), data: String(data) });
+    super.send(data);
   }
 };
 window.__statusLog = [];
@@ -62,16 +72,30 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
+    """Opens fresh pages, each in its own context (as another browser would: nothing shared),
+    instrumented. The test fails if any page's script throws."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def open_page() -> Any:
+        context = browser.new_context(viewport={"width": 1000, "height": 720})
+        contexts.append(context)
+        page = context.new_page()
+        page.add_init_script(INSTRUMENTS)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not errors, f"the page's script failed: {errors}"
+
+
+@pytest.fixture
+def page(new_page: Callable[[], Any]) -> Any:
     """A fresh page (its own context: no state shared between tests), instrumented.
 
     The test fails if the page's script throws.
     """
-    context = browser.new_context(viewport={"width": 1000, "height": 720})
-    page = context.new_page()
-    page.add_init_script(INSTRUMENTS)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"the page's script failed: {errors}"
+    return new_page()

@@ -19,7 +19,7 @@ from wsauth.localcloud.testing import REPO_ROOT, CloudUser, LocalCloud, eventual
 
 from .samples import LOCAL_OUTPUTS
 
-COMMANDS = ("connect", "notify", "smoke", "web")
+COMMANDS = ("connect", "notify", "signout", "smoke", "web")
 WSAUTH = (sys.executable, "-m", "wsauth")
 
 
@@ -89,6 +89,7 @@ def test_outputs_missing_a_key_is_one_line_naming_it(command: str, tmp_path: Pat
     args = {
         "connect": ["--username", "ada@example.com", "--password-stdin"],
         "notify": ["--user", "some-sub", "hello"],
+        "signout": ["--user", "some-sub"],
         "smoke": ["--username", "ada@example.com", "--password-stdin"],
         "web": ["--port", "0"],
     }[command]
@@ -265,7 +266,7 @@ def test_notify_reports_delivered_and_the_user_receives_it(
     result, received = asyncio.run(scenario())
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "delivered 1, gone 0, failed 0"
+    assert lines[0] == "delivered 1, gone 0, expired 0, failed 0"
     assert lines[1].split()[0] == "delivered"
     assert json.loads(received) == {"message": "build finished"}
 
@@ -275,8 +276,75 @@ def test_notify_a_user_without_connections(outputs_file: Path, user: CloudUser) 
     """A user with no open connection: nothing delivered, said on stderr, exit status 0."""
     result = wsauth("notify", "--outputs", str(outputs_file), "--user", user.sub, "hello")
     assert result.returncode == 0
-    assert result.stdout.strip() == "delivered 0, gone 0, failed 0"
+    assert result.stdout.strip() == "delivered 0, gone 0, expired 0, failed 0"
     assert "has no open connection" in result.stderr
+
+
+def signout(outputs_file: Path, user: CloudUser) -> subprocess.CompletedProcess[str]:
+    return wsauth("signout", "--outputs", str(outputs_file), "--user", user.sub)
+
+
+@pytest.mark.e2e
+def test_signout_closes_the_users_connection_and_says_so(
+    local_cloud: LocalCloud, outputs_file: Path, user: CloudUser
+) -> None:
+    """The user's open socket gets {"type": "signedOut"} and is closed; the command lists it."""
+
+    async def scenario() -> tuple[subprocess.CompletedProcess[str], str, list[str], int | None]:
+        url = local_cloud.websocket_url(local_cloud.id_token(user))
+        async with connect(url) as websocket:
+            # `$connect` stores the item before the handshake completes.
+            opened = [item["connectionId"]["S"] for item in local_cloud.connections_of(user)]
+            result = await asyncio.to_thread(signout, outputs_file, user)
+            received = await asyncio.wait_for(websocket.recv(), 10)
+            await asyncio.wait_for(websocket.wait_closed(), 10)
+        return result, str(received), opened, websocket.close_code
+
+    result, received, [connection_id], close_code = asyncio.run(scenario())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["closed 1 connection", f"  closed     {connection_id}"]
+    assert json.loads(received) == {"type": "signedOut"}
+    assert close_code == 1000  # closed by the gateway (DELETE @connections), not dropped
+    eventually(lambda: local_cloud.connections_of(user) == [])
+
+
+@pytest.mark.e2e
+def test_signout_a_user_without_connections(outputs_file: Path, user: CloudUser) -> None:
+    """A user with no open connection is still signed out: "closed 0 connections", status 0."""
+    result = signout(outputs_file, user)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "closed 0 connections\n"
+    assert f"user {user.sub} signed out everywhere" in result.stderr
+
+
+@pytest.mark.e2e
+def test_signout_an_unknown_user_is_one_line(local_cloud: LocalCloud, outputs_file: Path) -> None:
+    """A SUB the user pool does not know: one line naming it and the pool, status 1."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+    result = wsauth("signout", "--outputs", str(outputs_file), "--user", unknown)
+    line = assert_one_line_error(result, "signout")
+    assert line.endswith(
+        f"user {unknown} not found in user pool {local_cloud.outputs['userPoolId']}"
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_connect_ends_in_words_when_the_user_is_signed_out(
+    outputs_file: Path, user: CloudUser
+) -> None:
+    """`wsauth signout` ends a running `wsauth connect`: one line saying so, status 1."""
+    process = start_connect(outputs_file, user)
+    result = signout(outputs_file, user)
+    assert result.returncode == 0
+    # `connect` hangs up on reading `signedOut`: closed all the same, not merely "gone".
+    assert result.stdout.splitlines()[0] == "closed 1 connection"
+    assert process.wait(30) == 1
+    assert process.stderr is not None and process.stdout is not None
+    assert process.stderr.read().strip().splitlines()[-1] == (
+        "wsauth connect: signed out everywhere: the server closed the connection"
+    )
+    assert process.stdout.read() == ""  # the control message is not data
 
 
 @pytest.mark.timeout(60)

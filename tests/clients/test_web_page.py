@@ -128,7 +128,7 @@ def test_sign_out_closes_the_connection(
 ) -> None:
     """Sign out: back to the sign-in form, the socket closed, the table forgets the connection."""
     page = signed_in
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     expect(page.locator("#session-view")).to_be_hidden()
     page.wait_for_function("() => window.__sockets.every((s) => s.readyState === 3)")

@@ -70,6 +70,10 @@ def _outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str
         resource_id = _short_id(name, 7)
     elif typ == "aws:apigatewayv2/stage:Stage":
         resource_id = inputs["name"]
+    elif typ == "aws:cloudwatch/eventRule:EventRule":
+        rule_name = inputs.get("name") or f"{name}-{_short_id(name, 7)}"
+        resource_id = state["name"] = rule_name
+        state["arn"] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule_name}"
     return resource_id, state
 
 

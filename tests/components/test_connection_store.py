@@ -25,13 +25,16 @@ def build(
 
 
 def test_keys_index_and_ttl_follow_the_contract(deploy: Callable[..., Deployment]) -> None:
-    """`connectionId` key, `userIdIndex` on `userId`, TTL on `removedAt`."""
+    """`connectionId` key, `userIdIndex` on `userId`, `expiryIndex` on the expiry bucket and
+    the expiry (keys only: the sweeper needs the connection id alone), TTL on `removedAt`."""
     table = deploy(build()).one(TABLE, "store-table").inputs
 
     assert table["hashKey"] == "connectionId"
     assert "rangeKey" not in table
     assert sorted(table["attributes"], key=lambda a: a["name"]) == [
         {"name": "connectionId", "type": "S"},
+        {"name": "expiresAt", "type": "N"},
+        {"name": "expiryBucket", "type": "N"},
         {"name": "userId", "type": "S"},
     ]
     assert table["globalSecondaryIndexes"] == [
@@ -39,7 +42,15 @@ def test_keys_index_and_ttl_follow_the_contract(deploy: Callable[..., Deployment
             "name": "userIdIndex",
             "keySchemas": [{"attributeName": "userId", "keyType": "HASH"}],
             "projectionType": "ALL",
-        }
+        },
+        {
+            "name": "expiryIndex",
+            "keySchemas": [
+                {"attributeName": "expiryBucket", "keyType": "HASH"},
+                {"attributeName": "expiresAt", "keyType": "RANGE"},
+            ],
+            "projectionType": "KEYS_ONLY",
+        },
     ]
     assert table["ttl"] == {"attributeName": "removedAt", "enabled": True}
 

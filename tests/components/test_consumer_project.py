@@ -43,6 +43,8 @@ SecuredWebSocketApi(
         connection_table_name=store.table_name,
         connection_table_arn=store.table_arn,
         user_id_index_arn=store.user_id_index_arn,
+        expiry_index_arn=store.expiry_index_arn,
+        user_pool_arn=pool.user_pool_arn,
         lambda_architecture="{architecture}",
         lambda_runtime="{runtime}",
     ),
@@ -116,7 +118,7 @@ def test_consumer_gets_our_components_and_our_handlers_zipped(consumer_project: 
         "consumerAuthorizer": "the consumer's authorizer",
     }
     assert Path(result["pulumi_wsauth"]).resolve().parent == REPO_ROOT / "components"
-    assert set(result["archives"]) == {"api-authorizer", "api-websocket"}
+    assert set(result["archives"]) == {"api-authorizer", "api-websocket", "api-sweeper"}
     ours = {path.name: path.read_bytes() for path in (REPO_ROOT / "handlers").glob("*.py")}
     for archive in result["archives"].values():
         with zipfile.ZipFile(archive) as zipped:

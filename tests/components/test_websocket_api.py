@@ -39,6 +39,8 @@ CLIENT_ID = "4example0client0id0abcdefg"
 TABLE_NAME = "connections-1234567"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE_NAME}"
 INDEX_ARN = f"{TABLE_ARN}/index/userIdIndex"
+EXPIRY_INDEX_ARN = f"{TABLE_ARN}/index/expiryIndex"
+POOL_ARN = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{POOL_ID}"
 
 
 def build(
@@ -55,6 +57,8 @@ def build(
             "connection_table_name": TABLE_NAME,
             "connection_table_arn": TABLE_ARN,
             "user_id_index_arn": INDEX_ARN,
+            "expiry_index_arn": EXPIRY_INDEX_ARN,
+            "user_pool_arn": POOL_ARN,
             **settings,
         }
         api = SecuredWebSocketApi("ws", SecuredWebSocketApiArgs(**args))  # type: ignore[typeddict-item]
@@ -151,10 +155,16 @@ def test_only_connect_is_authorized(deploy: Callable[..., Deployment]) -> None:
     routes = routes_by_key(deployment)
     authorizer_id = deployment.one(AUTHORIZER, "ws-authorizer").resource_id
 
-    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    assert set(routes) == {
+        "$connect",
+        "$disconnect",
+        "$default",
+        "refreshToken",
+        "signOutEverywhere",
+    }
     assert routes["$connect"].inputs["authorizationType"] == "CUSTOM"
     assert routes["$connect"].inputs["authorizerId"] == authorizer_id
-    for key in ("$disconnect", "$default"):
+    for key in ("$disconnect", "$default", "refreshToken", "signOutEverywhere"):
         assert routes[key].inputs["authorizationType"] == "NONE"
         assert "authorizerId" not in routes[key].inputs
 
@@ -181,7 +191,7 @@ def test_route_keys_add_routes_on_the_websocket_function(
     deployment = deploy(build(route_keys=["sendmessage", "chat.join"]))
     routes = routes_by_key(deployment)
     integration = deployment.one(INTEGRATION, "ws-websocket-integration")
-    permissions = {p.inputs["sourceArn"]: p for p in deployment.of_type(PERMISSION)}
+    permissions = {p.inputs.get("sourceArn"): p for p in deployment.of_type(PERMISSION)}
 
     for key in ("sendmessage", "chat.join"):
         assert routes[key].inputs["target"] == f"integrations/{integration.resource_id}"
@@ -251,8 +261,8 @@ def test_add_route_refuses_bad_or_taken_keys(
 
 def test_invoke_permissions_are_scoped_to_this_api(deploy: Callable[..., Deployment]) -> None:
     """API Gateway may invoke each function only for this API's stage and routes, or for its
-    own authorizer."""
-    deployment = deploy(build())
+    own authorizer (here without sessions; test_session_resources has the sweeper's)."""
+    deployment = deploy(build(session_expiry="off"))
     arn = execution_arn(deployment)
     authorizer_id = deployment.one(AUTHORIZER, "ws-authorizer").resource_id
     granted = sorted(
@@ -322,7 +332,7 @@ def test_access_logs_are_json_in_their_own_log_group(deploy: Callable[..., Deplo
 
 def test_access_logging_can_be_turned_off(deploy: Callable[..., Deployment]) -> None:
     """For accounts without API Gateway's CloudWatch role: no access log group, no settings."""
-    deployment = deploy(build(access_logging=False))
+    deployment = deploy(build(access_logging=False, session_expiry="off"))
 
     assert "accessLogSettings" not in deployment.one(STAGE, "ws-stage").inputs
     assert sorted(g.name for g in deployment.of_type(LOG_GROUP)) == [
@@ -414,22 +424,29 @@ def test_authorizer_environment_names_the_pool_and_clients(
 
 
 def test_websocket_environment_names_the_table(deploy: Callable[..., Deployment]) -> None:
-    """The websocket function learns the table and how long items outlive a lost disconnect."""
-    variables = deploy(build()).one(FUNCTION, "ws-websocket").inputs["environment"]["variables"]
+    """The websocket function learns the table and how long items outlive a lost disconnect
+    (without sessions; with them it also gets the token rules, see test_session_resources)."""
+    deployment = deploy(build(session_expiry="off"))
+    variables = deployment.one(FUNCTION, "ws-websocket").inputs["environment"]["variables"]
 
-    assert variables == {"CONNECTION_TABLE_NAME": TABLE_NAME, "CONNECTION_TTL_SECONDS": "10800"}
+    assert variables == {
+        "CONNECTION_TABLE_NAME": TABLE_NAME,
+        "CONNECTION_TTL_SECONDS": "10800",
+        "SESSION_EXPIRY": "off",
+        "MAX_CONNECTIONS_PER_USER": "10",
+    }
 
 
 # --- IAM ---------------------------------------------------------------------------------------
 
 
 def test_each_function_has_its_own_role_for_lambda_only(deploy: Callable[..., Deployment]) -> None:
-    """Two roles, each assumable by Lambda alone, each attached to one function."""
+    """One role per function, each assumable by Lambda alone, each attached to its function."""
     deployment = deploy(build(cloudwatch_role="external"))
     roles = {role.name: role for role in deployment.of_type(ROLE)}
 
-    assert set(roles) == {"ws-authorizer-role", "ws-websocket-role"}
-    for role_name in ("authorizer", "websocket"):
+    assert set(roles) == {"ws-authorizer-role", "ws-websocket-role", "ws-sweeper-role"}
+    for role_name in ("authorizer", "websocket", "sweeper"):
         role = roles[f"ws-{role_name}-role"]
         trust = json.loads(role.inputs["assumeRolePolicy"])
         assert trust["Statement"] == [
@@ -460,8 +477,9 @@ def test_authorizer_may_only_write_its_logs(deploy: Callable[..., Deployment]) -
 
 
 def test_websocket_function_gets_exact_arns(deploy: Callable[..., Deployment]) -> None:
-    """Items of this table, queries of its index, POST to this stage's connections, own logs."""
-    deployment = deploy(build(stage_name="live"))
+    """Items of this table, queries of its index, POST to this stage's connections, own logs
+    (without sessions; with them, see test_session_resources)."""
+    deployment = deploy(build(stage_name="live", session_expiry="off", max_connections_per_user=0))
     log_group_arn = deployment.one(LOG_GROUP, "ws-websocket-logs").state["arn"]
     arn = execution_arn(deployment)
 
@@ -478,10 +496,15 @@ def test_websocket_function_gets_exact_arns(deploy: Callable[..., Deployment]) -
 
 # The only wildcards a policy may hold: connection ids and log stream names, which nobody can
 # know in advance.
-ALLOWED_WILDCARD_SUFFIXES = ("/POST/@connections/*", ":log-stream:*")
+ALLOWED_WILDCARD_SUFFIXES = (
+    "/POST/@connections/*",
+    "/DELETE/@connections/*",
+    "/GET/@connections/*",
+    ":log-stream:*",
+)
 
 
-@pytest.mark.parametrize("role_name", ["authorizer", "websocket"])
+@pytest.mark.parametrize("role_name", ["authorizer", "websocket", "sweeper"])
 def test_policies_hold_no_wildcards(deploy: Callable[..., Deployment], role_name: str) -> None:
     """No `*` in any action; in resources only as the last segment of connection or stream ids."""
     for actions, resources in statements(policy_of(deploy(build()), role_name)):

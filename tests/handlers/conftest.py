@@ -24,6 +24,8 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
         "CONNECTION_TTL_SECONDS",
+        "SESSION_EXPIRY",
+        "CLOCK_LEEWAY_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -37,13 +39,18 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fresh_clients() -> Iterator[None]:
     """Forget the handlers' cached boto3 clients, so each test's clients see its moto mock."""
-    from wsauth.handlers import connections, sender
+    from wsauth.handlers import connections, sender, sessions, websocket
 
-    connections.dynamodb_client.cache_clear()
-    sender.management_client.cache_clear()
+    def forget() -> None:
+        # A test may have replaced a factory with a stand-in (undone after this teardown).
+        for factory in (connections.dynamodb_client, sender.management_client):
+            getattr(factory, "cache_clear", lambda: None)()
+        sessions._verifier = None
+        websocket._settings = None
+
+    forget()
     yield
-    connections.dynamodb_client.cache_clear()
-    sender.management_client.cache_clear()
+    forget()
 
 
 @pytest.fixture

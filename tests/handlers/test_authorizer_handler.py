@@ -43,8 +43,11 @@ def _log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 
 
 def test_allow_answer(jwt_kit: Any, authorizer_env: None) -> None:
-    """A valid ID token gets an Allow on the methodArn with the user in context."""
-    answer = authorizer.handler(_event(query={"idToken": _token(jwt_kit)}), None)
+    """A valid ID token gets an Allow on the methodArn with the user and the session's bounds
+    (the token's `exp` and `auth_time`) in context."""
+    now = time.time()
+    token = jwt_kit.mint(jwt_kit.keys.main, jwt_kit.id_claims(now=now))
+    answer = authorizer.handler(_event(query={"idToken": token}), None)
     assert answer == {
         "principalId": "7c1f1f4e-3b0a-4d5e-9f57-2b1c0a9e8d11",
         "policyDocument": {
@@ -58,6 +61,8 @@ def test_allow_answer(jwt_kit: Any, authorizer_env: None) -> None:
             "username": "alice",
             "tokenUse": "id",
             "groups": "admins,readers",
+            "expiresAt": int(now) + 3600,
+            "authTime": int(now) - 10,
         },
     }
 
@@ -67,10 +72,8 @@ def test_allow_access_token(
 ) -> None:
     """With TOKEN_USE=access, an access token of an allowed client is accepted."""
     monkeypatch.setenv("TOKEN_USE", "access")
-    token = jwt_kit.mint(
-        jwt_kit.keys.main,
-        jwt_kit.access_claims(now=time.time(), client_id=jwt_kit.other_client_id),
-    )
+    claims = jwt_kit.access_claims(now=time.time(), client_id=jwt_kit.other_client_id)
+    token = jwt_kit.mint(jwt_kit.keys.main, claims)
     answer = authorizer.handler(_event(query={"idToken": token}), None)
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     assert answer["context"] == {
@@ -78,6 +81,8 @@ def test_allow_access_token(
         "username": "alice",
         "tokenUse": "access",
         "groups": "admins",
+        "expiresAt": claims["exp"],
+        "authTime": claims["auth_time"],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,12 @@ def test_moto_token_allowed(
         authorizer.reset()
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     # With email usernames, moto (like Cognito) puts the sub in the username claims.
-    assert answer["context"] == {
+    context = answer["context"]
+    assert {key: context[key] for key in ("userId", "username", "tokenUse", "groups")} == {
         "userId": moto_sign_in["sub"],
         "username": moto_sign_in["sub"],
         "tokenUse": token_use,
         "groups": "",
     }
+    # moto, like Cognito, writes when the user signed in and when the token expires.
+    assert context["authTime"] <= time.time() < context["expiresAt"]

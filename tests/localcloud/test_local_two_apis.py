@@ -38,7 +38,10 @@ def _tables(cloud: LocalCloud) -> dict[str, str]:
 
 
 def _connection_ids(cloud: LocalCloud, table: str) -> list[str]:
-    items = cloud.client("dynamodb").scan(TableName=table)["Items"]
+    # Connections only: each user's own item (sign-out record, count) has no `userId`.
+    items = cloud.client("dynamodb").scan(
+        TableName=table, FilterExpression="attribute_exists(userId)"
+    )["Items"]
     return [item["connectionId"]["S"] for item in items]
 
 

@@ -1,4 +1,4 @@
-"""Arguments and reading shared by the client commands (connect, notify, smoke, web)."""
+"""Arguments and reading shared by the client commands (connect, notify, signout, smoke, web)."""
 
 from __future__ import annotations
 

@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             Send MESSAGE (UTF-8 text, exactly as given) to every open connection of the user
             whose Cognito id is SUB, through the sending module back-end services use: the
             connection table's userIdIndex, then the @connections API. Connections that are
-            gone are removed from the table. Prints how many were delivered, gone and failed;
-            exit status 1 if any failed.
+            gone are removed from the table; those whose session has expired get no message
+            and are closed. Prints how many were delivered, gone, expired and failed; exit
+            status 1 if any failed.
 
             A deployed stack needs AWS credentials allowed to query the table and to post to
             @connections; the local cloud needs none.
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as error:
         raise CommandError(str(error)) from None
     print(
-        f"delivered {len(report.delivered)}, gone {len(report.gone)}, failed {len(report.failed)}"
+        f"delivered {len(report.delivered)}, gone {len(report.gone)}, "
+        f"expired {len(report.expired)}, failed {len(report.failed)}"
     )
     if not report.attempted:
         print_status(f"user {args.user} has no open connection")
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  delivered  {connection_id}")
     for connection_id in report.gone:
         print(f"  gone       {connection_id} (removed from the table)")
+    for connection_id in report.expired:
+        print(f"  expired    {connection_id} (session over: told so and closed)")
     for connection_id, reason in report.failed.items():
         print(f"  failed     {connection_id}: {reason}")
     return 1 if report.failed else 0

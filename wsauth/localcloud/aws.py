@@ -148,6 +148,9 @@ class _SignedServiceDispatch:
         self._moto_app = moto_app
         self._apps: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # DynamoDB writes are atomic per item, conditions included; moto's are not across
+        # threads, so its requests run one at a time (see moto_gaps).
+        self._dynamodb_turn = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -162,6 +165,9 @@ class _SignedServiceDispatch:
                     app = self._moto_app.create_app(service)
                     app.debug = False
                     self._apps[service] = app
+        if service == "dynamodb":
+            with self._dynamodb_turn:
+                return app(environ, start_response)
         return app(environ, start_response)
 
 
@@ -357,6 +363,9 @@ def _serve(host: str, port: int) -> int:
     """The child: bind, report, serve until stdin closes."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from wsauth.localcloud import moto_gaps
+
+    moto_gaps.fill()
     app = _SignedServiceDispatch(DomainDispatcherApplication(create_backend_app))
     try:
         server = _WsgiServer((host, port), app)

@@ -1,19 +1,49 @@
 // The demo page: sign up / confirm / sign in against Cognito's JSON API, then one WebSocket to
 // the API with the ID token in the query string (the authorizer's default token source).
+// The connection lives only as long as the token it presented: before that token expires, the
+// page gets fresh ones from Cognito and hands the new ID token to the server on the same socket
+// ({"action": "refreshToken"}); the server answers with control messages ({"type": …}).
+// "Sign out everywhere" asks the server ({"action": "signOutEverywhere"}) to end every session of
+// the user: each of their connections, on this page or any other, gets {"type": "signedOut"}.
 // Plain JavaScript, no build step, nothing fetched from elsewhere: the server sends three files
 // and /config.json (the stack's endpoints).
 "use strict";
 
 const RECONNECT_BASE_MS = 1000;
 const RECONNECT_CAP_MS = 30000;
-// Refresh this long before the ID token expires (or a quarter of its lifetime, if shorter), so a
-// reconnect never presents an expired token.
+// Refresh this long before the ID token expires (or a quarter of its lifetime, if shorter), so the
+// connection is extended, and a reconnect presents a valid token, in good time.
 const REFRESH_MARGIN_MS = 5 * 60 * 1000;
 const REFRESH_RETRY_MS = 15000;
 const COGNITO_TIMEOUT_MS = 15000;
 // API Gateway refuses WebSocket frames over 32 KB; say so before sending rather than after.
 const MAX_MESSAGE_BYTES = 32 * 1024;
 const MAX_SHOWN_MESSAGES = 200;
+
+// The server's reasons for refusing a refreshed token (the authorizer's codes, plus the
+// refresh's own) in words; any other code reads as the generic sentence. ("session_revoked", a
+// sign-out everywhere, ends the session instead: see handleControl.)
+const REJECTION_REASONS = {
+  expired: "the new token had already expired",
+  not_yet_valid: "the new token is not valid yet (check this computer's clock)",
+  bad_signature: "the new token's signature is not valid",
+  kid_unknown: "the new token's signing key is unknown to the server",
+  other_user: "the new token belongs to another user",
+  token_use_mismatch: "the new token is of the wrong kind (ID or access token)",
+  client_mismatch: "the new token is for another app client",
+  iss_mismatch: "the new token is from another user pool",
+  token_missing: "the request carried no token",
+  jwks_unavailable: "the server could not check the token just now",
+  connection_unknown: "the server no longer knows this connection",
+};
+const SESSION_EXPIRED = "Your session has expired: sign in again.";
+// A handshake refused, then the refresh token too: expired or revoked, the page cannot tell.
+const SESSION_ENDED = "Your session has ended: sign in again.";
+const SIGNED_OUT_HERE = "You signed out everywhere.";
+const SIGNED_OUT_ELSEWHERE = "You were signed out everywhere.";
+// The server answers a sign-out everywhere within seconds (one Cognito call, one message per
+// connection); past this, say it did not answer rather than leave the button waiting.
+const SIGN_OUT_EVERYWHERE_TIMEOUT_MS = 15000;
 
 // What a person should read for each Cognito error type.
 const COGNITO_MESSAGES = {
@@ -54,7 +84,10 @@ const ui = {
   sessionView: $("session-view"),
   who: $("who"),
   status: $("status"),
+  expiryLine: $("expiry-line"),
+  expiry: $("expiry"),
   signOut: $("sign-out"),
+  signOutEverywhere: $("sign-out-everywhere"),
   messageForm: $("message-form"),
   message: $("message"),
   send: $("send"),
@@ -72,9 +105,14 @@ let session = null; // {email, idToken, accessToken, refreshToken, issuedAt, exp
 let refreshing = null; // the refresh in flight, shared by whoever needs fresh tokens
 let refreshTimer = null;
 let pendingConfirmation = null; // email of a sign-up waiting for its code
+// This page asked to sign out everywhere (so the signedOut that follows is its own doing), and
+// the timer of the request still waiting for the server's answer.
+let signOutEverywhereAsked = false;
+let signOutEverywhereTimer = null;
 
 const connection = {
   socket: null, // the one socket; connect() refuses to open a second
+  presented: null, // the token the socket opened with or last offered in-band
   attempt: 0,
   reconnectTimer: null,
   countdownTimer: null,
@@ -85,6 +123,8 @@ const connection = {
   // the other place; the first one that opens is kept.
   tokenSource: null,
   trying: "query",
+  refused: false, // the last handshake failed (the socket closed before it opened)
+  sessionChecked: false, // the refresh token was tried since the last open (see reconnect)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -305,6 +345,9 @@ function refreshTokens() {
         if (session !== current) return; // signed out meanwhile
         session = tokensFrom(result.AuthenticationResult, current);
         scheduleRefresh();
+        // Extend the open connection in place: a second socket would count against the
+        // user's connections, and the messages in flight on this one would be lost.
+        offerToken();
       })
       .finally(() => {
         refreshing = null;
@@ -315,8 +358,9 @@ function refreshTokens() {
 
 // Refreshes the tokens for whoever asked (the schedule, a reconnect). Resolves to "ok";
 // "ended" when the session is over (signed out meanwhile, or the refresh token refused, in which
-// case this signs out); or "retry" when Cognito could not answer and the caller may try again.
-async function refreshSession() {
+// case this signs out, saying `ended`); or "retry" when Cognito could not answer and the caller
+// may try again.
+async function refreshSession(ended = SESSION_EXPIRED) {
   const current = session;
   try {
     await refreshTokens();
@@ -324,8 +368,10 @@ async function refreshSession() {
   } catch (error) {
     if (session !== current) return "ended";
     if (error.type === "NotAuthorizedException") {
-      // The refresh token was revoked or expired: nothing will work until a new sign-in.
-      signOut("Your session has expired: sign in again.");
+      // The refresh token was revoked (a sign-out everywhere) or expired: nothing will work
+      // until a new sign-in.
+      if (signOutEverywhereAsked) signOut(SIGNED_OUT_HERE, { notice: true, revoke: false });
+      else signOut(ended);
       return "ended";
     }
     return "retry";
@@ -339,10 +385,15 @@ async function refreshOnSchedule() {
   }
 }
 
-function signOut(reason) {
+// Ends the session on this page: `message` says why (an error, or with `notice` a notice);
+// without one, "Signed out.". `revoke` asks Cognito to revoke the refresh token (not needed when
+// the server already revoked them all).
+function signOut(message, { notice = false, revoke = true } = {}) {
   const ending = session;
   session = null;
   pendingConfirmation = null;
+  signOutEverywhereAsked = false;
+  signOutEverywhereDone();
   clearTimeout(refreshTimer);
   refreshTimer = null;
   clearReconnect();
@@ -351,6 +402,8 @@ function signOut(reason) {
   connection.socket = null;
   connection.attempt = 0;
   if (socket) socket.close(1000, "signed out");
+  connection.presented = null;
+  showExpiry(null);
   setStatus("closed");
   updateSendButton();
   ui.messages.replaceChildren();
@@ -358,7 +411,7 @@ function signOut(reason) {
     ui.email.value = ending.email;
     // Revoke the refresh token so it cannot mint new tokens anywhere; best effort, since the
     // page has already forgotten it. The local cloud's embedded Cognito lacks the call.
-    if (!config.local) {
+    if (revoke && !config.local) {
       cognito("RevokeToken", {
         ClientId: config.userPoolWebClientId,
         Token: ending.refreshToken,
@@ -366,9 +419,39 @@ function signOut(reason) {
     }
   }
   showView("auth");
-  if (reason) showError(reason);
-  else showNotice("Signed out.");
+  if (!message) showNotice("Signed out.");
+  else if (notice) showNotice(message);
+  else showError(message);
   ui.email.focus();
+}
+
+// Ask the server to end every session of this user, this one included. Its `signedOut` (to
+// every connection of the user) is what signs this page out: the server has then revoked the
+// refresh tokens, so nothing here could reconnect anyway.
+function signOutEverywhere() {
+  const socket = connection.socket;
+  if (!session || !socket || socket.readyState !== WebSocket.OPEN) {
+    showError("Not connected: cannot sign out everywhere now.");
+    return;
+  }
+  if (signOutEverywhereTimer !== null) return; // already asked, waiting for the answer
+  socket.send(JSON.stringify({ action: "signOutEverywhere" }));
+  signOutEverywhereAsked = true;
+  ui.signOutEverywhere.disabled = true;
+  ui.signOutEverywhere.setAttribute("aria-busy", "true");
+  showNotice("Signing out everywhere…");
+  signOutEverywhereTimer = setTimeout(() => {
+    signOutEverywhereDone();
+    showError("The server did not confirm the sign-out everywhere: try again.");
+  }, SIGN_OUT_EVERYWHERE_TIMEOUT_MS);
+}
+
+// The request is no longer waiting (answered, refused, timed out, or the session ended).
+function signOutEverywhereDone() {
+  clearTimeout(signOutEverywhereTimer);
+  signOutEverywhereTimer = null;
+  ui.signOutEverywhere.disabled = false;
+  ui.signOutEverywhere.removeAttribute("aria-busy");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,14 +474,15 @@ function connect() {
   setStatus("connecting");
   const source = connection.tokenSource || connection.trying;
   const url = new URL(config.webSocketEndpoint);
+  const token = socketToken();
   let socket;
   try {
     if (source === "query") {
-      url.searchParams.set("idToken", session.idToken);
+      url.searchParams.set("idToken", token);
       socket = new WebSocket(url.href);
     } else {
       // The token as a second offered subprotocol; `$connect` answers with "wsauth".
-      socket = new WebSocket(url.href, ["wsauth", session.idToken]);
+      socket = new WebSocket(url.href, ["wsauth", token]);
     }
   } catch {
     showError("Server unreachable: the WebSocket address is not valid.");
@@ -407,18 +491,24 @@ function connect() {
   }
   socket.binaryType = "arraybuffer";
   connection.socket = socket;
+  connection.presented = token;
   let opened = false;
   socket.addEventListener("open", () => {
     if (connection.socket !== socket) return;
     opened = true;
     connection.tokenSource = source;
     connection.attempt = 0;
+    connection.refused = false;
+    connection.sessionChecked = false;
     setStatus("connected");
     updateSendButton();
+    showExpiry(claimsOf(token).exp);
     if (ui.error.dataset.kind === "socket") clearBanners();
+    // Tokens refreshed while the handshake was under way: extend the connection to them.
+    offerToken();
   });
   socket.addEventListener("message", (event) => {
-    if (connection.socket === socket) showReceived(event.data);
+    if (connection.socket === socket) received(event.data);
   });
   socket.addEventListener("close", (event) => {
     if (connection.socket !== socket) return;
@@ -428,6 +518,13 @@ function connect() {
       setStatus("closed");
       return;
     }
+    if (signOutEverywhereTimer !== null) {
+      // Closed before the server answered: whether it signed the user out is not known here.
+      // The reconnect below finds out (a revoked session is refused, and so is its refresh).
+      signOutEverywhereDone();
+      showError("The connection closed before the server confirmed the sign-out everywhere.");
+    }
+    connection.refused = !opened;
     if (!opened && connection.tokenSource === null) {
       connection.trying = source === "query" ? "protocol" : "query";
       // The very first refusal may only mean "wrong place": try the other one at once.
@@ -475,25 +572,124 @@ async function reconnect() {
   clearReconnect();
   const current = session;
   if (!current) return;
-  // A token about to expire would be refused at the handshake: refresh it first.
-  if (current.expiresAt - Date.now() < 60 * 1000) {
-    const refreshed = await refreshSession();
+  // A token about to expire would be refused at the handshake: refresh it first. So, once per
+  // run of failed handshakes, is one that was just refused: it may be a session ended by a
+  // sign-out everywhere this page did not hear about (it was disconnected then), and only
+  // Cognito's answer to the refresh token tells (else the page retries until the token expires).
+  const checkSession = connection.refused && !connection.sessionChecked;
+  if (checkSession || current.expiresAt - Date.now() < 60 * 1000) {
+    const refreshed = await refreshSession(checkSession ? SESSION_ENDED : SESSION_EXPIRED);
+    if (refreshed === "ok") connection.sessionChecked = true;
     if (refreshed === "retry") scheduleReconnect();
     if (refreshed !== "ok") return;
   }
   if (session) connect();
 }
 
-function showReceived(data) {
-  let text = typeof data === "string" ? data : new TextDecoder().decode(data);
-  // The echo and most pushes are {"message": …}; show the message itself when it is there.
+// The token the socket presents: the ID token, which the authorizer checks by default
+// (config tokenUse "id"); the in-band refresh sends a fresh token of the same kind.
+function socketToken() {
+  return session.idToken;
+}
+
+// Offer the session's current token on the open socket, unless the socket already has it.
+function offerToken() {
+  const socket = connection.socket;
+  if (!session || !socket || socket.readyState !== WebSocket.OPEN) return;
+  const token = socketToken();
+  if (connection.presented === token) return;
+  connection.presented = token;
+  socket.send(JSON.stringify({ action: "refreshToken", token }));
+}
+
+function showExpiry(epochSeconds) {
+  if (typeof epochSeconds !== "number" || !Number.isFinite(epochSeconds)) {
+    ui.expiryLine.hidden = true;
+    return;
+  }
+  const when = new Date(epochSeconds * 1000);
+  ui.expiry.dateTime = when.toISOString();
+  ui.expiry.textContent = when.toLocaleTimeString();
+  ui.expiryLine.hidden = false;
+}
+
+// The server's control messages ({"type": …}); anything else is shown as a message.
+const CONTROL_TYPES = new Set([
+  "tokenRefreshed",
+  "tokenRejected",
+  "sessionExpired",
+  "signedOut",
+  "signOutFailed",
+]);
+
+function parseJson(text) {
   try {
-    const parsed = JSON.parse(text);
-    if (parsed && typeof parsed === "object" && "message" in parsed) {
-      text = typeof parsed.message === "string" ? parsed.message : JSON.stringify(parsed.message);
-    }
+    return JSON.parse(text);
   } catch {
-    // not JSON: show it as it came
+    return undefined;
+  }
+}
+
+function received(data) {
+  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  const parsed = parseJson(text);
+  const isObject = parsed !== null && typeof parsed === "object" && !Array.isArray(parsed);
+  if (isObject && CONTROL_TYPES.has(parsed.type)) {
+    handleControl(parsed);
+    return;
+  }
+  // A stack older than in-band refresh echoes the request through $default: never show the
+  // token it carries. One older than sign-out everywhere echoes that request: say so instead.
+  if (isObject && typeof parsed.message === "string") {
+    const echoed = parseJson(parsed.message);
+    if (echoed && typeof echoed === "object" && echoed.action === "refreshToken") return;
+    if (echoed && typeof echoed === "object" && echoed.action === "signOutEverywhere") {
+      signOutEverywhereAsked = false;
+      signOutEverywhereDone();
+      showError("This server cannot sign out everywhere (its stack is older than this page).");
+      return;
+    }
+  }
+  showReceived(text, isObject ? parsed : undefined);
+}
+
+function handleControl(message) {
+  if (message.type === "tokenRefreshed") {
+    showExpiry(message.expiresAt);
+    if (ui.error.dataset.kind === "refresh") clearBanners();
+  } else if (message.type === "tokenRejected" && message.reason === "session_revoked") {
+    // A sign-out everywhere ended this session: the connection ends, and so does every refresh.
+    endedEverywhere();
+  } else if (message.type === "tokenRejected") {
+    const reason = REJECTION_REASONS[message.reason] || "the new token is not valid";
+    const until = ui.expiryLine.hidden ? "" : ` at ${ui.expiry.textContent}`;
+    // The connection keeps working until its old expiry; the server then ends it.
+    showError(`Your session could not be extended (${reason}): it ends${until}.`, "refresh");
+  } else if (message.type === "sessionExpired") {
+    // The server closes the connection next; the token behind it is spent, so no reconnect.
+    signOut(SESSION_EXPIRED);
+  } else if (message.type === "signedOut") {
+    // The server closes every connection of the user next and has revoked the refresh tokens.
+    endedEverywhere();
+  } else if (message.type === "signOutFailed") {
+    // Sent to the asking connection only; nothing was closed, and asking again is safe.
+    signOutEverywhereAsked = false;
+    signOutEverywhereDone();
+    showError("The server could not sign you out everywhere: try again.");
+  }
+}
+
+function endedEverywhere() {
+  if (signOutEverywhereAsked) signOut(SIGNED_OUT_HERE, { notice: true, revoke: false });
+  else signOut(SIGNED_OUT_ELSEWHERE, { revoke: false });
+}
+
+function showReceived(raw, parsed) {
+  let text = raw;
+  // The echo and most pushes are {"message": …}; show the message itself when it is there.
+  // Not JSON: shown as it came.
+  if (parsed && "message" in parsed) {
+    text = typeof parsed.message === "string" ? parsed.message : JSON.stringify(parsed.message);
   }
   const item = document.createElement("li");
   const time = document.createElement("time");
@@ -572,6 +768,7 @@ ui.confirmBack.addEventListener("click", () => {
 });
 
 ui.signOut.addEventListener("click", () => signOut(null));
+ui.signOutEverywhere.addEventListener("click", signOutEverywhere);
 
 ui.messageForm.addEventListener("submit", (event) => {
   event.preventDefault();
