@@ -5,9 +5,27 @@ Dev-only: the tests and `bench/` use it; nothing that ships (components, handler
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
-__all__ = ["create_connection_table"]
+__all__ = ["create_connection_table", "next_json", "until_closed"]
+
+
+async def next_json(websocket: Any, timeout: float = 30) -> Any:
+    """The next message of a WebSocket client, parsed as JSON."""
+    return json.loads(await asyncio.wait_for(websocket.recv(), timeout))
+
+
+async def until_closed(websocket: Any, timeout: float = 30) -> None:
+    """Read on until the server closes the connection; fail if it stays open past `timeout`."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            await asyncio.wait_for(websocket.recv(), timeout)
+    except ConnectionClosed:
+        return
 
 
 def create_connection_table(dynamodb: Any, table_name: str) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
+from tests.support import next_json, until_closed
 from wsauth import send_to_user
 from wsauth.localcloud.testing import (
     REPO_ROOT,
@@ -61,16 +61,6 @@ def _wait_past(epoch_seconds: int) -> None:
     time.sleep(max(0.0, epoch_seconds - time.time()) + 1.05)
 
 
-async def _next(websocket: ClientConnection) -> Any:
-    return json.loads(await asyncio.wait_for(websocket.recv(), 30))
-
-
-async def _closed(websocket: ClientConnection) -> None:
-    with pytest.raises(ConnectionClosed):
-        while True:
-            await asyncio.wait_for(websocket.recv(), 30)
-
-
 def _stored_expiry(cloud: LocalCloud, user: CloudUser) -> int:
     items = eventually(lambda: cloud.connections_of(user))
     return int(items[0]["expiresAt"]["N"])
@@ -86,8 +76,8 @@ def test_a_message_after_expiry_ends_the_session(cloud: LocalCloud, user: CloudU
             assert _stored_expiry(cloud, user) == expires_at
             _wait_past(expires_at)
             await websocket.send("after")
-            assert await _next(websocket) == {"type": "sessionExpired"}
-            await _closed(websocket)
+            assert await next_json(websocket) == {"type": "sessionExpired"}
+            await until_closed(websocket)
 
     asyncio.run(scenario())
     eventually(lambda: not cloud.connections_of(user))
@@ -95,7 +85,7 @@ def test_a_message_after_expiry_ends_the_session(cloud: LocalCloud, user: CloudU
 
 async def _next_echo(websocket: ClientConnection, body: str) -> Any:
     await websocket.send(body)
-    return await _next(websocket)
+    return await next_json(websocket)
 
 
 def test_an_idle_expired_connection_is_swept(cloud: LocalCloud, user: CloudUser) -> None:
@@ -104,8 +94,8 @@ def test_an_idle_expired_connection_is_swept(cloud: LocalCloud, user: CloudUser)
 
     async def scenario() -> None:
         async with connect(cloud.websocket_url(token)) as websocket:
-            assert await _next(websocket) == {"type": "sessionExpired"}
-            await _closed(websocket)
+            assert await next_json(websocket) == {"type": "sessionExpired"}
+            await until_closed(websocket)
 
     asyncio.run(scenario())
     eventually(lambda: not cloud.connections_of(user))
@@ -135,9 +125,9 @@ def test_a_push_to_an_expired_connection_is_not_delivered(unswept_cloud: LocalCl
                 dynamodb=cloud.client("dynamodb"),
                 management=cloud.client("apigatewaymanagementapi"),
             )
-            assert await _next(live) == {"push": 1}
-            first = await _next(expired)
-            await _closed(expired)
+            assert await next_json(live) == {"push": 1}
+            first = await next_json(expired)
+            await until_closed(expired)
             return {"report": report, "expired_got": first}
 
     outcome = asyncio.run(scenario())
@@ -156,7 +146,7 @@ def test_a_refresh_keeps_the_connection_past_its_first_token(
     async def scenario() -> None:
         async with connect(cloud.websocket_url(token)) as websocket:
             await websocket.send(json.dumps({"action": "refreshToken", "token": fresh}))
-            assert await _next(websocket) == {"type": "tokenRefreshed", "expiresAt": fresh_exp}
+            assert await next_json(websocket) == {"type": "tokenRefreshed", "expiresAt": fresh_exp}
             _wait_past(expires_at)
             assert await _next_echo(websocket, "still here") == {"message": "still here"}
 
@@ -200,7 +190,7 @@ def test_a_bad_refresh_changes_nothing(
     async def scenario() -> None:
         async with connect(cloud.websocket_url(token)) as websocket:
             await websocket.send(json.dumps({"action": "refreshToken", "token": bad}))
-            answer = await _next(websocket)
+            answer = await next_json(websocket)
             assert answer["type"] == "tokenRejected"
             if case != "forged":  # which check a reversed signature trips depends on its bytes
                 assert answer["reason"] == reason

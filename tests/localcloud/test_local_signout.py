@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
+from tests.support import next_json, until_closed
 from wsauth import sign_out_everywhere
 from wsauth.localcloud.testing import (
     REPO_ROOT,
@@ -32,16 +33,6 @@ from wsauth.localcloud.tokens import reissued
 pytestmark = pytest.mark.e2e
 
 LIMIT_PROGRAM = REPO_ROOT / "tests" / "localcloud" / "programs" / "limit5"
-
-
-async def _next(websocket: ClientConnection) -> Any:
-    return json.loads(await asyncio.wait_for(websocket.recv(), 30))
-
-
-async def _closed(websocket: ClientConnection) -> None:
-    with pytest.raises(ConnectionClosed):
-        while True:
-            await asyncio.wait_for(websocket.recv(), 30)
 
 
 def _earlier_session(cloud: LocalCloud, user: CloudUser, seconds: int = 30) -> str:
@@ -81,10 +72,10 @@ def test_sign_out_everywhere_closes_every_connection_of_the_user(
             else:
                 await first.send(json.dumps({"action": "signOutEverywhere"}))
             for websocket in (first, second):
-                assert await _next(websocket) == {"type": "signedOut"}
-                await _closed(websocket)
+                assert await next_json(websocket) == {"type": "signedOut"}
+                await until_closed(websocket)
             await other.send("still here")
-            assert await _next(other) == {"message": "still here"}
+            assert await next_json(other) == {"message": "still here"}
 
     asyncio.run(scenario())
     eventually(lambda: not local_cloud.connections_of(alice))
@@ -105,9 +96,9 @@ def test_old_tokens_stay_out_and_a_new_sign_in_works_at_once(local_cloud: LocalC
         assert refused.value.response.status_code == 403
         async with connect(local_cloud.websocket_url(local_cloud.id_token(user))) as fresh:
             await fresh.send(json.dumps({"action": "refreshToken", "token": old_token}))
-            assert await _next(fresh) == {"type": "tokenRejected", "reason": "session_revoked"}
+            assert await next_json(fresh) == {"type": "tokenRejected", "reason": "session_revoked"}
             await fresh.send("hello")
-            assert await _next(fresh) == {"message": "hello"}
+            assert await next_json(fresh) == {"message": "hello"}
 
     asyncio.run(scenario())
     with pytest.raises(ClientError, match="NotAuthorized"):
@@ -182,7 +173,7 @@ def test_a_limit_left_full_by_lost_disconnects_heals(limited: LocalCloud) -> Non
     async def scenario() -> None:
         async with connect(limited.websocket_url(limited.id_token(user))) as websocket:
             await websocket.send("in")
-            assert await _next(websocket) == {"message": "in"}
+            assert await next_json(websocket) == {"message": "in"}
 
     asyncio.run(scenario())
     eventually(lambda: not limited.connections_of(user))
