@@ -14,7 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from wsauth.handlers import cognito_jwt
@@ -102,12 +102,16 @@ def test_b64url_decode_matches_canonical_reference(segment: str) -> None:
 
 @SETTINGS
 @given(document=json_documents())
+# orjson refuses the lone surrogate, so json decides, and keeps the 21-digit integer an int.
+@example(document=b'{"\\udc00":0,"":[184467440737095516161]}')
 def test_json_fast_path_matches_standard_library(document: bytes) -> None:
     """orjson's verdict and value equal the strict standard-library parser's."""
     segment = base64.urlsafe_b64encode(document).rstrip(b"=")
     fast = _outcome(cognito_jwt._json_object, segment)
     strict = _outcome(cognito_jwt._strict_json_object, document)
-    assert fast == (strict if strict is ValueError else _numbers_as_orjson(strict))
+    # Numbers compared as orjson reads them on both sides: a document orjson refuses for
+    # another reason (a lone surrogate) is json's, whose integers past 64 bits stay integers.
+    assert _numbers_as_orjson(fast) == _numbers_as_orjson(strict)
 
 
 def test_signed_tricky_payloads_decided_as_without_fast_paths(
