@@ -4,7 +4,8 @@ Each function gets up to `max_workers` processes (`worker.py` beside this module
 first use (the cold start) and kept warm afterwards. An invocation takes an idle worker, or
 starts a new one when all are busy, or waits for one when the cap is reached. A worker that
 exceeds the function's timeout is killed with its process group, as Lambda discards the
-execution environment.
+execution environment. A warm worker that died while idle (killed, out of memory) is replaced:
+the invocation runs on a fresh one, as Lambda starts a new environment, and is never run twice.
 """
 
 from __future__ import annotations
@@ -115,10 +116,22 @@ class _Worker:
             log.info("[%s] %s", self.label, line.decode(errors="replace").rstrip())
 
     async def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
+        """Write one message to the worker.
+
+        Raises:
+            ConnectionError: The pipe closed before the whole message was in it, so the worker
+                cannot have read it (it reads a message only once all of it has arrived).
+        """
+        stdin = self.process.stdin
+        assert stdin is not None
         body = json.dumps(message, separators=(",", ":")).encode()
-        self.process.stdin.write(_LENGTH.pack(len(body)) + body)
-        await self.process.stdin.drain()
+        stdin.write(_LENGTH.pack(len(body)) + body)
+        # A write into a pipe whose reader has exited fails inside `write`, which only marks
+        # the transport closing; `drain` would learn of it a few loop turns later, after
+        # returning as if the message went out.
+        if stdin.transport.is_closing():
+            raise ConnectionResetError(f"{self.label}'s pipe is closed")
+        await stdin.drain()
 
     async def receive(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -126,6 +139,20 @@ class _Worker:
         body = await self.process.stdout.readexactly(_LENGTH.unpack(header)[0])
         message: dict[str, Any] = json.loads(body)
         return message
+
+    @property
+    def alive(self) -> bool:
+        """False once the process has exited or closed its end of the protocol pipe."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        # An idle worker has nothing unread on stdout, so end-of-file there (or its stdin
+        # closed by the peer) is its exit, seen as soon as the loop reads it; the exit status
+        # may be reaped later.
+        return (
+            self.process.returncode is None
+            and not stdout.at_eof()
+            and not stdin.transport.is_closing()
+        )
 
     def kill(self) -> None:
         # The worker leads its own process group: anything the handler started dies with it.
@@ -224,6 +251,23 @@ class _FunctionPool:
         await worker.close()
 
     async def acquire(self) -> _Worker:
+        """Take a live warm worker, or start one; dead idle workers are dropped on the way."""
+        while True:
+            worker = await self._acquire_any()
+            if worker.alive:
+                return worker
+            await self._retire_dead(worker)
+
+    async def _retire_dead(self, worker: _Worker) -> None:
+        await self._discard(worker)
+        await self._release_slot()
+        log.info(
+            "%s exited while idle (status %s): the invocation goes to another worker",
+            worker.label,
+            worker.process.returncode,
+        )
+
+    async def _acquire_any(self) -> _Worker:
         if self.idle and not self.queued:
             # The warm path, without the lock: the most recently used worker. Never ahead of
             # an invocation already queued for one (that would push its wait into the tail).
@@ -255,13 +299,31 @@ class _FunctionPool:
             self.available.notify()
 
     async def run(self, event: Any) -> Any:
-        worker = await self.acquire()
         request_id = str(uuid.uuid4())
-        deadline = time.time() + self.spec.timeout_seconds
+        # Each pass dispatches to another worker, only after a send that failed: a worker that
+        # died between `acquire`'s check and the send. Each dead worker is dropped, so the
+        # passes are bounded by the warm workers there can be, plus a fresh one.
+        for _ in range(self.max_workers + 1):
+            worker = await self.acquire()
+            deadline = time.time() + self.spec.timeout_seconds
+            try:
+                await worker.send(
+                    {"event": event, "requestId": request_id, "deadlineMs": int(deadline * 1000)}
+                )
+            except ConnectionError:
+                # The pipe was closed before the whole request was in it: the worker never
+                # read this invocation, so another one may run it without running it twice.
+                await self._retire_dead(worker)
+                continue
+            except BaseException:
+                await self._discard(worker)
+                await self._release_slot()
+                raise
+            return await self._answer(worker)
+        raise FunctionError("WorkerDied", f"no worker of {self.spec.name} stayed up to take it")
+
+    async def _answer(self, worker: _Worker) -> Any:
         try:
-            await worker.send(
-                {"event": event, "requestId": request_id, "deadlineMs": int(deadline * 1000)}
-            )
             async with asyncio.timeout(self.spec.timeout_seconds):
                 answer = await worker.receive()
         except TimeoutError:

@@ -42,6 +42,10 @@ class Limits:
     idle_timeout_seconds: float = 10 * 60
     max_connection_seconds: float = 2 * 60 * 60
     integration_timeout_seconds: float = 29
+    request_timeout_seconds: float = 30
+    """Seconds a client has to send a whole HTTP request (a handshake's head, a `@connections`
+    head and body), and that a kept-alive connection may sit idle between requests; then the
+    gateway closes it, as API Gateway times slow requests out."""
 
 
 @dataclass(frozen=True)

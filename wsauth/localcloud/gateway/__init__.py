@@ -36,10 +36,12 @@ How it answers, and where AWS's behaviour is not documented, what was chosen:
   InvalidSignatureException). The signature itself is recomputed for the access keys the
   gateway is given (the local cloud's own, which its workers sign with); other keys are taken
   on trust, as moto takes them, since there is no IAM locally to know their secrets. POST
-  sends the body as one text message when it is UTF-8, else as a binary message; over 128 KB
-  is 413 PayloadTooLargeException; a client whose unread data passes 1 MB makes POST answer
-  429 LimitExceededException. Unknown ids are 410 GoneException (as are connections already
-  closing). GET answers `connectedAt`, `identity`, `lastActiveAt`.
+  sends the body as one text message when it is UTF-8, else as a binary message; a declared
+  body over 128 KB is 413 PayloadTooLargeException before it is read; a call on another stage
+  is 403 MissingAuthenticationTokenException; every request must arrive whole within the
+  request timeout (30 s), else 408 and close; a client whose unread data passes 1 MB makes
+  POST answer 429 LimitExceededException. Unknown ids are 410 GoneException (as are
+  connections already closing). GET answers `connectedAt`, `identity`, `lastActiveAt`.
 - Backpressure: a peer that does not read what it is sent, or has 64 messages in flight, is not
   read from until it catches up, so memory per connection stays bounded.
 """

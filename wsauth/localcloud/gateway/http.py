@@ -8,6 +8,7 @@ Anything else is refused with a real status rather than guessed at.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
@@ -23,6 +24,9 @@ __all__ = [
 MAX_HEAD_BYTES = 16 * 1024
 """Largest request head accepted (request line plus headers); larger heads get 431."""
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name (RFC 9110 §5.1: a token)."""
+
 _REASONS = {
     101: "Switching Protocols",
     200: "OK",
@@ -32,6 +36,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     410: "Gone",
     411: "Length Required",
     413: "Payload Too Large",
@@ -115,8 +120,13 @@ def parse_head(head: bytes) -> Request:
     Raises:
         HttpError: 400 when the head is not HTTP/1.1 as RFC 9112 writes it.
     """
+    text = head.decode("latin-1")
+    # NUL, or a CR or LF outside a line ending, must not reach an event as part of a value
+    # (RFC 9110 §5.5); a bare LF is also how one header gets smuggled inside another.
+    line_ends = text.count("\r\n")
+    if "\x00" in text or text.count("\r") != line_ends or text.count("\n") != line_ends:
+        raise HttpError(400, "NUL, CR or LF inside the request head")
     try:
-        text = head.decode("latin-1")
         request_line, *header_lines = text.split("\r\n")
         method, target, version = request_line.split(" ")
     except ValueError:
@@ -127,8 +137,8 @@ def parse_head(head: bytes) -> Request:
     by_name: dict[str, str] = {}
     for line in header_lines:
         name, sep, value = line.partition(":")
-        # A name with whitespace is a smuggling vector (RFC 9112 §5.1): refuse, don't trim.
-        if not sep or not name or name != name.strip() or " " in name:
+        # A name must be a token; whitespace in it is a smuggling vector (RFC 9112 §5.1).
+        if not sep or _TOKEN.fullmatch(name) is None:
             raise HttpError(400, "malformed header line")
         value = value.strip(" \t")
         lowered = name.lower()

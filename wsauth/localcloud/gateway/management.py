@@ -22,6 +22,7 @@ __all__ = [
     "PostResult",
     "SignatureCheck",
     "handle_management",
+    "missing_authentication_token",
 ]
 
 CONNECTIONS_SEGMENT = "/@connections/"
@@ -55,6 +56,26 @@ def _error(status: int, error_type: str, message: str | None, keep_alive: bool) 
         {"message": message},
         [("x-amzn-ErrorType", error_type)],
         close=not keep_alive,
+    )
+
+
+def missing_authentication_token(request: Request) -> bytes:
+    """Answer a `@connections` call on a stage the API does not have.
+
+    API Gateway answers a path it has no resource for as it answers an unsigned call, before
+    looking at the signature.
+
+    Args:
+        request: The parsed request.
+
+    Returns:
+        The response bytes (403 MissingAuthenticationTokenException).
+    """
+    return _error(
+        403,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+        request.keep_alive,
     )
 
 

@@ -15,7 +15,8 @@ class RouteSelector:
 
     API Gateway parses the body as JSON and reads the expression's path; when the value is a
     string naming a declared route, that route wins, otherwise `$default` (None when the API
-    has no `$default`, which API Gateway answers with a "Forbidden" message).
+    has no `$default`, which API Gateway answers with a "Forbidden" message). A body that
+    cannot be evaluated (not JSON, too deeply nested) is routed like any unmatched one.
     """
 
     __slots__ = ("_default", "_needs_body", "_path", "_routes")
@@ -60,7 +61,9 @@ class RouteSelector:
             return self._default
         try:
             value: object = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # A body API Gateway cannot evaluate (not JSON, or nested deeper than the parser
+            # goes, e.g. 100,000 `[`) goes to $default, as any other unmatched message does.
             return self._default
         for part in self._path:
             if not isinstance(value, dict):

@@ -40,7 +40,7 @@ from .events import (
     parse_authorizer_result,
 )
 from .http import MAX_HEAD_BYTES, HttpError, Request, json_response, parse_head, response
-from .management import handle_management
+from .management import handle_management, missing_authentication_token
 from .routing import RouteSelector
 from .sigv4 import check_signature
 
@@ -54,10 +54,31 @@ _MAX_WRITE_BUFFER = 1024 * 1024
 LimitExceededException: "the WebSocket client side buffer is full")."""
 _MAX_INFLIGHT = 64
 """Messages of one connection being handled at once before reading from it pauses."""
+# Fairness: one read can hold 256 KB, ~43,000 empty frames (~0.2 s of parsing). Bytes read
+# are parsed a slice at a time, and a connection yields the loop once a turn has parsed
+# enough frames or bytes; reading from it stays paused until its backlog is parsed. A turn
+# is then at most ~0.5 ms of parsing, and payloads still parse at hundreds of MB/s.
+_PARSE_SLICE = 512
+"""Bytes handed to the frame parser at once: at most 85 frames (empty ones are 6 bytes)."""
+_TURN_FRAMES = 64
+"""Frames after which a connection's turn ends (checked after each slice)."""
+_TURN_BYTES = 64 * 1024
+"""Bytes after which a connection's turn ends (two of API Gateway's largest frames)."""
+_MIN_FRAME_COST = 6
+"""Bytes a frame that leaves a message open counts toward the message limit at least: a
+client's smallest frame on the wire (2-byte header, 4-byte mask), so a message cannot be kept
+open forever with empty frames. A payload of 6 bytes or more counts as itself."""
 _MAX_HTTP_BODY = 4 * 1024 * 1024
-"""Largest management body read (and answered 413) rather than cut off."""
+"""Bytes a client may send while its handshake runs (before the 101) before it is dropped."""
 _CLOSE_TIMEOUT = 5.0
 """Seconds to wait for the client's close frame after ours before dropping the TCP connection."""
+
+_ACCEPT_FAILED = "socket.accept() out of system resource"
+"""The message asyncio's loop reports a failed `accept()` with (EMFILE, ENFILE, ENOBUFS,
+ENOMEM) to its exception handler; it retries a second later, up to 100 times each turn."""
+_SHORTAGE_LOG_INTERVAL = 10.0
+"""Seconds between two log lines about the listener running out of descriptors."""
+_LOGGER = logging.getLogger("wsauth.localcloud.gateway")
 
 _GOING_AWAY = (CloseCode.GOING_AWAY, "Going away")
 _DELETED = (CloseCode.NORMAL_CLOSURE, "Connection Closed Normally")
@@ -73,11 +94,15 @@ class _WebSocket:
     __slots__ = (
         "_close_timer",
         "_connection",
+        "_fragment_cost",
         "_fragment_is_text",
         "_fragments",
         "_gateway",
         "_idle_timer",
         "_max_timer",
+        "_parse_handle",
+        "_unparsed",
+        "_unparsed_from",
         "close_info",
         "disconnected",
         "inflight",
@@ -101,8 +126,12 @@ class _WebSocket:
             max_size=(limits.max_message_bytes, limits.max_frame_bytes),
             logger=_WS_LOGGER,
         )
-        self._fragments: list[bytes] = []
+        self._fragments = bytearray()
+        self._fragment_cost = 0
         self._fragment_is_text = False
+        self._unparsed = b""
+        self._unparsed_from = 0
+        self._parse_handle: asyncio.Handle | None = None
         self.close_info: tuple[int, str] | None = None
         """The `$disconnect` code and reason, fixed by whoever starts the closing."""
         self.disconnected = False
@@ -117,9 +146,59 @@ class _WebSocket:
     # Incoming data.
 
     def receive(self, data: bytes) -> None:
+        """Take bytes read from the client; `_parse` works through them a turn at a time."""
+        if self._unparsed_from < len(self._unparsed):
+            self._unparsed = self._unparsed[self._unparsed_from :] + data
+        else:
+            self._unparsed = data
+        self._unparsed_from = 0
+        if self._parse_handle is None and self.inflight < _MAX_INFLIGHT:
+            self._parse()
+
+    def receive_eof(self) -> None:
+        if self._unparsed_from < len(self._unparsed):
+            # Rare, as reading pauses while a backlog waits. The transport closes when this
+            # returns, so the rest (one read at most) is parsed now, as it was received.
+            self.ws.receive_data(self._unparsed[self._unparsed_from :])
+            self._drop_unparsed()
+            self._handle_frames()
+        self.ws.receive_eof()
+        self._flush()
+
+    def _parse(self) -> None:
+        """Parse one turn's worth of the backlog, then yield the loop if some is left."""
+        self._parse_handle = None
+        self._parse_turn()
+        self._flush()
+        if self.transport.is_closing():
+            self._drop_unparsed()
+        elif self._unparsed_from < len(self._unparsed) and self.inflight < _MAX_INFLIGHT:
+            # A full handling queue resumes parsing from `task_done` instead.
+            self._parse_handle = asyncio.get_running_loop().call_soon(self._parse)
+        self._connection.update_reading()
+
+    def _parse_turn(self) -> None:
+        data, start = self._unparsed, self._unparsed_from
+        turn_end = min(len(data), start + _TURN_BYTES)
+        frames = 0
+        while start < turn_end and frames < _TURN_FRAMES and self.inflight < _MAX_INFLIGHT:
+            stop = min(start + _PARSE_SLICE, turn_end)
+            self.ws.receive_data(data[start:stop])
+            start = stop
+            frames += self._handle_frames()
+        if start < len(data):
+            self._unparsed_from = start
+        else:
+            self._drop_unparsed()
+
+    def _drop_unparsed(self) -> None:
+        self._unparsed = b""
+        self._unparsed_from = 0
+
+    def _handle_frames(self) -> int:
         ws = self.ws
-        ws.receive_data(data)
-        for event in ws.events_received():
+        events = ws.events_received()
+        for event in events:
             # A server protocol created OPEN only ever yields frames (no handshake events).
             frame = cast(Frame, event)
             opcode = frame.opcode
@@ -127,13 +206,30 @@ class _WebSocket:
                 if frame.fin:
                     self._message(opcode is OP_TEXT, bytes(frame.data))
                 else:
-                    self._fragments = [bytes(frame.data)]
+                    self._fragments = bytearray(frame.data)
+                    self._fragment_cost = max(len(frame.data), _MIN_FRAME_COST)
                     self._fragment_is_text = opcode is OP_TEXT
             elif opcode is OP_CONT:
-                self._fragments.append(bytes(frame.data))
-                if frame.fin:
-                    data_all = b"".join(self._fragments)
-                    self._fragments = []
+                self._fragments += frame.data
+                # The last frame ends the run, so only its payload counts: clients such as
+                # `websockets` end a fragmented message with an empty final frame.
+                self._fragment_cost += (
+                    len(frame.data) if frame.fin else max(len(frame.data), _MIN_FRAME_COST)
+                )
+                limit = self._gateway.api.limits.max_message_bytes
+                if self._fragment_cost > limit:
+                    # The parser counts payload only; an endless run of empty continuation
+                    # frames would otherwise never complete, count or end.
+                    self._fragments, self._fragment_cost = bytearray(), 0
+                    reason = (
+                        f"message over {limit} bytes (a frame counts {_MIN_FRAME_COST} at least)"
+                    )
+                    # Set now: a close frame parsed in the same slice must not replace it.
+                    self.close_info = (CloseCode.MESSAGE_TOO_BIG, reason)
+                    ws.fail(CloseCode.MESSAGE_TOO_BIG, reason)
+                elif frame.fin:
+                    data_all = bytes(self._fragments)
+                    self._fragments, self._fragment_cost = bytearray(), 0
                     self._message(self._fragment_is_text, data_all)
             elif opcode is OP_CLOSE and self.close_info is None:
                 received = ws.close_rcvd
@@ -142,11 +238,7 @@ class _WebSocket:
                 if code == CloseCode.NO_STATUS_RCVD and not reason:
                     reason = "Client-side close frame status not set"
                 self.close_info = (code, reason)
-        self._flush()
-
-    def receive_eof(self) -> None:
-        self.ws.receive_eof()
-        self._flush()
+        return len(events)
 
     def _message(self, is_text: bool, data: bytes) -> None:
         if self.ws.state is not OPEN:
@@ -178,7 +270,8 @@ class _WebSocket:
 
     @property
     def busy(self) -> bool:
-        return self.inflight >= _MAX_INFLIGHT
+        """True while reading must pause: messages pile up in flight, or bytes wait unparsed."""
+        return self.inflight >= _MAX_INFLIGHT or self._unparsed_from < len(self._unparsed)
 
     def task_started(self) -> None:
         self.inflight += 1
@@ -188,6 +281,8 @@ class _WebSocket:
     def task_done(self) -> None:
         self.inflight -= 1
         if self.inflight == _MAX_INFLIGHT - 1:
+            if self._unparsed_from < len(self._unparsed) and self._parse_handle is None:
+                self._parse_handle = asyncio.get_running_loop().call_soon(self._parse)
             self._connection.update_reading()
 
     # Outgoing messages (ManagedConnection and the gateway's own error messages).
@@ -247,6 +342,10 @@ class _WebSocket:
             self.close(*_GOING_AWAY)
 
     def connection_lost(self) -> None:
+        if self._parse_handle is not None:
+            self._parse_handle.cancel()
+            self._parse_handle = None
+        self._drop_unparsed()
         self._idle_timer.cancel()
         self._max_timer.cancel()
         if self._close_timer is not None:
@@ -261,8 +360,12 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_buffer",
+        "_discard",
         "_gateway",
+        "_head",
         "_reading_paused",
+        "_request_timer",
+        "_scanned",
         "_writing_paused",
         "closed",
         "handshaking",
@@ -273,6 +376,14 @@ class _Connection(asyncio.Protocol):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
         self._buffer = bytearray()
+        self._head: tuple[Request, int, int] | None = None
+        """The parsed head of a request whose body is still arriving: (request, where the body
+        starts in the buffer, its length)."""
+        self._scanned = 0
+        """How much of the buffer is known to hold no end of head."""
+        self._discard: int | None = None
+        """Body bytes left to drop after a refusal answered before the body (None: reading)."""
+        self._request_timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.websocket: _WebSocket | None = None
         self.handshaking = False
@@ -283,12 +394,16 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self._gateway._tcp.add(self)
+        self._gateway._accepted(self)
+        self._arm_request_timer()
 
     def data_received(self, data: bytes) -> None:
         websocket = self.websocket
         if websocket is not None:
             websocket.receive(data)
+            return
+        if self._discard is not None:
+            self._drop(len(data))
             return
         self._buffer += data
         if self.handshaking:
@@ -328,6 +443,7 @@ class _Connection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_request_timer()
         self._gateway._tcp.discard(self)
         if self.websocket is not None:
             self.websocket.connection_lost()
@@ -342,6 +458,62 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(payload)
         self.transport.close()
+        if self._request_timer is None:
+            # A refused peer that does not read the answer is dropped, not kept.
+            self._arm_request_timer()
+
+    # The request timeout: a request must arrive whole (head and body) within it, and a kept-alive
+    # connection may wait that long for the next one, so connections that send nothing, or a
+    # head or body a byte at a time, cannot hold descriptors and buffers for ever.
+
+    def _arm_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+        self._request_timer = asyncio.get_running_loop().call_later(
+            self._gateway.api.limits.request_timeout_seconds, self._request_timed_out
+        )
+
+    def _cancel_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _request_timed_out(self) -> None:
+        self._request_timer = None
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing() or self._discard is not None:
+            # Refused already, and the peer neither took the answer nor stopped sending.
+            transport.abort()
+            return
+        if self._buffer:
+            transport.write(json_response(408, {"message": "Request Timeout"}, close=True))
+        transport.close()
+        if transport.get_write_buffer_size():
+            transport.abort()  # the peer does not read: waiting for it to would keep it open
+
+    def _refuse_body(self, payload: bytes, unread: int) -> None:
+        """Answer before the body is read, then drop the body as it arrives.
+
+        Closing with the body unread would reset the connection and could lose the answer (a
+        client such as boto3 sends its whole body before reading), so only our side is shut;
+        the connection closes once the declared body is through, the peer closes, or the
+        request timeout passes.
+        """
+        transport = self.transport
+        assert transport is not None
+        self._buffer.clear()
+        self._head = None
+        transport.write(payload)
+        transport.write_eof()
+        self._discard = unread
+        self._drop(0)
+
+    def _drop(self, count: int) -> None:
+        assert self._discard is not None and self.transport is not None
+        self._discard -= count
+        if self._discard <= 0:
+            self.transport.close()
 
     def upgrade(self, websocket: _WebSocket, handshake_response: bytes) -> None:
         assert self.transport is not None
@@ -358,70 +530,106 @@ class _Connection(asyncio.Protocol):
         assert transport is not None
         buffer = self._buffer
         while buffer and not transport.is_closing():
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    self.reply_and_close(
-                        json_response(431, {"message": "request head too large"}, close=True)
-                    )
+            head = self._head
+            if head is None:
+                head = self._read_head()
+                if head is None:
+                    return
+            request, body_start, length = head
+            total = body_start + length
+            if len(buffer) < total:
+                # Kept parsed: the segments still to come only count toward the body.
+                self._head = head
                 return
-            if end > MAX_HEAD_BYTES:
+            self._head = None
+            body = bytes(buffer[body_start:total])
+            del buffer[:total]
+            path = request.path
+            if path.startswith(gateway._connections_prefix):
+                answer = handle_management(
+                    request,
+                    body,
+                    path[len(gateway._connections_prefix) :],
+                    gateway._lookup,
+                    gateway.api.limits.max_message_bytes,
+                    gateway._check_signature,
+                )
+            else:
+                answer = missing_authentication_token(request)
+            transport.write(answer)
+            if not request.keep_alive:
+                transport.close()
+                return
+            self._arm_request_timer()  # the next request's time starts now
+
+    def _read_head(self) -> tuple[Request, int, int] | None:
+        """Parse and route the head at the start of the buffer, once it is whole.
+
+        Returns:
+            For a `@connections` request, whose body is to be read: the request, where its
+            body starts in the buffer and its length. None when the head is incomplete or was
+            answered here (refused, or its handshake started).
+        """
+        gateway = self._gateway
+        buffer = self._buffer
+        # Resume where the last look stopped (3 bytes back: `\r\n\r\n` may straddle two
+        # segments), so a head sent in small pieces is scanned once, not once per piece.
+        end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end < 0:
+            self._scanned = len(buffer)
+            if len(buffer) > MAX_HEAD_BYTES:
                 self.reply_and_close(
                     json_response(431, {"message": "request head too large"}, close=True)
                 )
-                return
-            try:
-                request = parse_head(bytes(buffer[:end]))
-                length = request.content_length()
-            except HttpError as error:
-                self.reply_and_close(
-                    json_response(error.status, {"message": error.message}, close=True)
+            return None
+        self._scanned = 0
+        if end > MAX_HEAD_BYTES:
+            self.reply_and_close(
+                json_response(431, {"message": "request head too large"}, close=True)
+            )
+            return None
+        try:
+            request = parse_head(bytes(buffer[:end]))
+            length = request.content_length()
+        except HttpError as error:
+            self.reply_and_close(
+                json_response(error.status, {"message": error.message}, close=True)
+            )
+            return None
+        path = request.path
+        if path.startswith(gateway._connections_prefix) or _is_connections_path(path):
+            if length > gateway.api.limits.max_message_bytes:
+                # API Gateway's 413 past 128 KB, told from the declared length: nothing of an
+                # oversized body is buffered, and nothing of it waits for a signature check.
+                self._refuse_body(
+                    json_response(
+                        413,
+                        {"message": "Request entity too large"},
+                        [("x-amzn-ErrorType", "PayloadTooLargeException")],
+                        close=True,
+                    ),
+                    end + 4 + length - len(buffer),
                 )
-                return
-            path = request.path
-            if path.startswith(gateway._connections_prefix):
-                if length > _MAX_HTTP_BODY:
-                    self.reply_and_close(
-                        json_response(
-                            413,
-                            {"message": "Request entity too large"},
-                            [("x-amzn-ErrorType", "PayloadTooLargeException")],
-                            close=True,
-                        )
-                    )
-                    return
-                total = end + 4 + length
-                if len(buffer) < total:
-                    return
-                body = bytes(buffer[end + 4 : total])
-                del buffer[:total]
-                connection_id = path[len(gateway._connections_prefix) :]
-                transport.write(
-                    handle_management(
-                        request,
-                        body,
-                        connection_id,
-                        gateway._lookup,
-                        gateway.api.limits.max_message_bytes,
-                        gateway._check_signature,
-                    )
-                )
-                if not request.keep_alive:
-                    transport.close()
-                    return
-            elif path == gateway._stage_path or path == gateway._stage_path + "/":
-                del buffer[: end + 4]
-                if length:
-                    self.reply_and_close(
-                        json_response(400, {"message": "unexpected body"}, close=True)
-                    )
-                    return
-                self.handshaking = True
-                gateway._start_handshake(self, request)
-                return
-            else:
-                self.reply_and_close(json_response(404, {"message": "Not Found"}, close=True))
-                return
+                return None
+            return request, end + 4, length
+        if path == gateway._stage_path or path == gateway._stage_path + "/":
+            del buffer[: end + 4]
+            if length:
+                self.reply_and_close(json_response(400, {"message": "unexpected body"}, close=True))
+                return None
+            self.handshaking = True
+            # The handshake's own time is bounded by the authorizer's and $connect's timeouts.
+            self._cancel_request_timer()
+            gateway._start_handshake(self, request)
+            return None
+        self.reply_and_close(json_response(404, {"message": "Not Found"}, close=True))
+        return None
+
+
+def _is_connections_path(path: str) -> bool:
+    """Whether `path` is `/{some stage}/@connections…`, this API's stage or not."""
+    parts = path.split("/", 3)
+    return len(parts) > 2 and parts[2] == "@connections"
 
 
 def _refusal(status: int, message: str | None) -> bytes:
@@ -498,6 +706,11 @@ class Gateway:
         self._tcp: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
+        self._previous_exception_handler: Any = None
+        self._shortage_since: float | None = None
+        """When `accept()` started failing for want of descriptors (None: it accepts)."""
+        self._last_accept_failure = 0.0
+        self._shortage_logged_at = -_SHORTAGE_LOG_INTERVAL
         self._domain_name = f"{host}:{port}"
         routes = api.routes
         self._connect_route = routes.get("$connect")
@@ -528,6 +741,10 @@ class Gateway:
             ) from error
         self._port = self._server.sockets[0].getsockname()[1]
         self._domain_name = f"{self._host}:{self._port}"
+        # asyncio reports a failed accept() (out of descriptors) to the loop's exception handler,
+        # whose default logs a traceback for each of up to 100 tries a second: ours says it calmly.
+        self._previous_exception_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._on_loop_exception)
 
     @property
     def port(self) -> int:
@@ -576,6 +793,61 @@ class Gateway:
             )
         await self._server.wait_closed()
         self._server = None
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() == self._on_loop_exception:
+            loop.set_exception_handler(self._previous_exception_handler)
+
+    # Accepting.
+
+    def _accepted(self, connection: _Connection) -> None:
+        self._tcp.add(connection)
+        # Connections accepted in the turn accept() began failing are no recovery; two seconds
+        # without a failure are (asyncio retries every second while it fails).
+        if self._shortage_since is not None:
+            now = time.monotonic()
+            if now - self._last_accept_failure > 2.0:
+                _LOGGER.warning(
+                    "gateway %s: accepting connections again after %.0f s",
+                    self._domain_name,
+                    self._last_accept_failure - self._shortage_since,
+                )
+                self._shortage_since = None
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        listener = context.get("socket")
+        server = self._server
+        if (
+            context.get("message") == _ACCEPT_FAILED
+            and listener is not None
+            and server is not None
+            and any(listener.fileno() == own.fileno() for own in server.sockets)
+        ):
+            self._on_accept_failed(context.get("exception"))
+            return
+        previous = self._previous_exception_handler
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    def _on_accept_failed(self, error: object) -> None:
+        now = time.monotonic()
+        self._last_accept_failure = now
+        if self._shortage_since is None:
+            self._shortage_since = now
+        if now - self._shortage_logged_at < _SHORTAGE_LOG_INTERVAL:
+            return
+        self._shortage_logged_at = now
+        reason = error.strerror if isinstance(error, OSError) else error
+        _LOGGER.warning(
+            "gateway %s: cannot accept connections (%s) with %d open; new ones wait until some "
+            "close (idle and incomplete ones do after %g s); said again at most every %g s",
+            self._domain_name,
+            reason,
+            len(self._tcp),
+            self.api.limits.request_timeout_seconds,
+            _SHORTAGE_LOG_INTERVAL,
+        )
 
     # Invocations.
 
@@ -649,6 +921,11 @@ class Gateway:
             return json_response(
                 426, {"message": "Upgrade Required"}, [("Sec-WebSocket-Version", "13")], close=True
             )
+        # RFC 6455 §4.1: the opening handshake is HTTP/1.1 or later, with a Host header.
+        if request.version != "HTTP/1.1":
+            return _refusal(400, "the WebSocket handshake needs HTTP/1.1")
+        if not request.header("Host"):
+            return _refusal(400, "missing Host header")
         key = request.header("Sec-WebSocket-Key") or ""
         try:
             if len(base64.b64decode(key, validate=True)) != 16:
