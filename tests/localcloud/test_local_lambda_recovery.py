@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from wsauth.localcloud.lambdas import FunctionSpec, LambdaRuntime
 from wsauth.localcloud.spec import FunctionError
+from wsauth.localcloud.testing import descendant_pids, start_local_cloud
 
 HANDLERS = """
 import os
@@ -132,3 +134,38 @@ def test_worker_dying_during_an_invocation_does_not_run_it_twice(
 
     _run(runtime, body())
     assert ledger.read_text() == "ran\n"
+
+
+@pytest.mark.e2e
+def test_a_killed_idle_authorizer_does_not_fail_the_next_connect() -> None:
+    """End to end: the authorizer's warm worker is killed while idle; the next valid handshake
+    is still allowed (101), on a fresh worker, not answered 500."""
+
+    def authorizer_workers(root: int) -> set[int]:
+        found = set()
+        for pid in descendant_pids(root):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    if b"handlers.authorizer.handler" in cmdline.read():
+                        found.add(pid)
+            except OSError:
+                continue
+        return found
+
+    async def echo_once(url: str) -> str:
+        async with connect(url) as websocket:
+            await websocket.send("ping")
+            return str(await asyncio.wait_for(websocket.recv(), 30))
+
+    with start_local_cloud(["--no-web"]) as cloud:
+        user = cloud.create_user()
+        asyncio.run(echo_once(cloud.websocket_url(cloud.id_token(user))))
+        warm = authorizer_workers(cloud.process.pid)
+        assert warm
+        for pid in warm:
+            os.kill(pid, signal.SIGKILL)
+
+        answer = asyncio.run(echo_once(cloud.websocket_url(cloud.id_token(user))))
+
+        assert answer == '{"message": "ping"}'
+        assert authorizer_workers(cloud.process.pid).isdisjoint(warm)
