@@ -7,7 +7,14 @@ from typing import Any
 
 import pulumi
 
-__all__ = ["authorizer_policy", "sweeper_policy", "websocket_policy"]
+__all__ = ["assumable_by", "authorizer_policy", "sweeper_policy", "websocket_policy"]
+
+
+def assumable_by(service: str) -> str:
+    """A role's trust policy: only `service` (e.g. `lambda.amazonaws.com`) may assume it."""
+    return _document(
+        [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    )
 
 
 def _log_statement(log_group_arn: str) -> dict[str, Any]:

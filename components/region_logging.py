@@ -20,11 +20,12 @@ the role as they are (`retain_on_delete`): pulumi-aws 7 otherwise resets the set
 
 from __future__ import annotations
 
-import json
 import re
 
 import pulumi
 import pulumi_aws as aws
+
+from .policies import assumable_by
 
 __all__ = ["CLOUDWATCH_ROLE_MODES", "region_logging_role", "require_cloudwatch_role"]
 
@@ -34,18 +35,7 @@ CLOUDWATCH_ROLE_MODES = ("auto", "external")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 # AWS's own policy for exactly this: write to CloudWatch Logs, nothing else.
 _PUSH_TO_LOGS_POLICY = "iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-_TRUST_API_GATEWAY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "apigateway.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
+_TRUST_API_GATEWAY = assumable_by("apigateway.amazonaws.com")
 
 
 def require_cloudwatch_role(value: object) -> str:

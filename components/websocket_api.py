@@ -16,7 +16,7 @@ import pulumi_aws as aws
 
 from . import packaging
 from ._validation import require_non_empty_list
-from .policies import authorizer_policy, sweeper_policy, websocket_policy
+from .policies import assumable_by, authorizer_policy, sweeper_policy, websocket_policy
 from .region_logging import region_logging_role
 from .websocket_settings import (
     REFRESH_ROUTE_KEY,
@@ -36,18 +36,7 @@ WEBSOCKET_HANDLER = "handlers.websocket.handler"
 SWEEPER_HANDLER = "handlers.sweeper.handler"
 SWEEP_SCHEDULE = "rate(1 minute)"
 
-_LAMBDA_ASSUME_ROLE_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
+_LAMBDA_ASSUME_ROLE_POLICY = assumable_by("lambda.amazonaws.com")
 
 # One JSON object per line, so CloudWatch Logs Insights can query fields directly. The query
 # string is deliberately absent: with tokenSource=query it carries the JWT.
