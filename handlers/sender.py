@@ -3,10 +3,16 @@
 Other services (and `wsauth notify`) use `send_to_user` to reach every connection of a Cognito
 user, and `send_to_connection` for one; the websocket handler's echo goes through `deliver`, so a
 410 Gone is handled in exactly one place: the connection is closed for good, its item deleted.
+
+Every `@connections` call that fails or finds the connection gone is counted (`metrics`) into
+the enclosing scope: the websocket function's invocation, the sweeper's run, or one
+`send_to_user` / `send_to_connection` call, which publishes its own `FailedPushes` and
+`GonePushes` when its endpoint is an execute-api one (the dimensions come from its URL).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
@@ -17,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import connections, sessions
+from . import connections, metrics, sessions
 
 __all__ = [
     "DeliveryReport",
@@ -186,11 +192,14 @@ def _on_connection(
         call()
     except ClientError as error:
         if is_gone(error):
+            metrics.count_push("gone")
             _forget(dynamodb, table_name, connection_id)
             return ("gone", None)
+        metrics.count_push("failed")
         code = error.response.get("Error", {}).get("Code", "")
         return ("failed", code or f"HTTP {_http_status(error)}")
     except BotoCoreError as error:
+        metrics.count_push("failed")
         return ("failed", type(error).__name__)
     return (done, None)
 
@@ -253,15 +262,22 @@ def send_to_connection(
     data = encode_payload(payload)
     dynamodb = dynamodb if dynamodb is not None else connections.dynamodb_client()
     management = management if management is not None else management_client(endpoint_url, region)
-    expires_at = connections.stored_expiry(dynamodb, table_name, connection_id)
-    report = DeliveryReport()
-    report.record(
-        connection_id,
-        _deliver_unless_expired(
-            management, dynamodb, table_name, connection_id, expires_at, data, leeway_seconds
-        ),
-    )
+    with _publishing_pushes(endpoint_url):
+        expires_at = connections.stored_expiry(dynamodb, table_name, connection_id)
+        report = DeliveryReport()
+        report.record(
+            connection_id,
+            _deliver_unless_expired(
+                management, dynamodb, table_name, connection_id, expires_at, data, leeway_seconds
+            ),
+        )
     return report
+
+
+def _publishing_pushes(endpoint_url: str | None) -> metrics.publishing_pushes:
+    """The push metrics scope of one send call, dimensioned by its execute-api endpoint."""
+    api_id, stage = metrics.endpoint_dimensions(endpoint_url) or (None, None)
+    return metrics.publishing_pushes(api_id, stage)
 
 
 def _deliver_unless_expired(
@@ -320,20 +336,21 @@ def send_to_user(
     # while a created client is.
     dynamodb = dynamodb if dynamodb is not None else connections.dynamodb_client()
     management = management if management is not None else management_client(endpoint_url, region)
-    found = list(connections.connections_of_user(dynamodb, table_name, user_id))
-    return for_each_connection(
-        [stored.connection_id for stored in found],
-        lambda index, connection_id: _deliver_unless_expired(
-            management,
-            dynamodb,
-            table_name,
-            connection_id,
-            found[index].expires_at,
-            data,
-            leeway_seconds,
-        ),
-        max_concurrency,
-    )
+    with _publishing_pushes(endpoint_url):
+        found = list(connections.connections_of_user(dynamodb, table_name, user_id))
+        return for_each_connection(
+            [stored.connection_id for stored in found],
+            lambda index, connection_id: _deliver_unless_expired(
+                management,
+                dynamodb,
+                table_name,
+                connection_id,
+                found[index].expires_at,
+                data,
+                leeway_seconds,
+            ),
+            max_concurrency,
+        )
 
 
 def for_each_connection(
@@ -343,6 +360,9 @@ def for_each_connection(
 ) -> DeliveryReport:
     """Run `act(index, connection_id)` for each connection, a bounded number at a time.
 
+    Each runs in a copy of the caller's context, so its pushes are counted in the caller's
+    metrics scope.
+
     Returns:
         The report of their outcomes.
     """
@@ -350,8 +370,17 @@ def for_each_connection(
     if not connection_ids:
         return report
     workers = min(max_concurrency, len(connection_ids))
+    # A context can be entered by one thread at a time: one copy per connection.
+    contexts = [contextvars.copy_context() for _ in connection_ids]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wsauth-send") as pool:
-        outcomes = list(pool.map(act, range(len(connection_ids)), connection_ids))
+        outcomes = list(
+            pool.map(
+                lambda context, index, connection_id: context.run(act, index, connection_id),
+                contexts,
+                range(len(connection_ids)),
+                connection_ids,
+            )
+        )
     for connection_id, outcome in zip(connection_ids, outcomes, strict=True):
         report.record(connection_id, outcome)
     return report

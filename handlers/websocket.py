@@ -14,8 +14,13 @@ Echo: the sender receives `{"message": <body>}` as UTF-8 JSON text. A binary fra
 base64 text with `"isBase64Encoded": true` added, so JSON can carry them and the client can tell.
 
 Management API endpoint: when `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` is set (the local cloud
-sets it), boto3 takes it from the environment; otherwise it is `https://{domainName}/{stage}`
-from the event, as AWS documents for `@connections`.
+sets it), boto3 takes it from the environment; otherwise `MANAGEMENT_ENDPOINT` (the stage's
+execute-api URL), and only without it `https://{domainName}/{stage}` from the event.
+
+Metrics (`metrics`): the `@connections` calls of one message's handling (the echo, a refresh's
+answer, sign-out notices, closing an expired session) that failed or found the connection gone
+are published as `FailedPushes` / `GonePushes`, one line at most, dimensioned by the event's
+`apiId` and `stage`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import os
 import time
 from typing import Any
 
-from . import admission, connections, sender, sessions, users
+from . import admission, connections, metrics, sender, sessions, users
 
 __all__ = [
     "echo_message",
@@ -78,6 +83,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     if route == "$disconnect":
         return on_disconnect(event, connections.dynamodb_client(), table_name)
+    with metrics.publishing_pushes(request.get("apiId"), request.get("stage")):
+        return _on_message(event, request, route, table_name)
+
+
+def _on_message(
+    event: dict[str, Any], request: dict[str, Any], route: Any, table_name: str
+) -> dict[str, Any]:
     management = _management(request)
     dynamodb = connections.dynamodb_client()
     settings = _session_settings()
@@ -349,14 +361,22 @@ def sign_out_everywhere(
 def management_endpoint(request_context: dict[str, Any]) -> str | None:
     """Return the `@connections` endpoint for this event, or None to use the configured one.
 
-    An endpoint passed to boto3 explicitly overrides `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`,
-    so the event's domain is used only when that variable is unset.
+    In order: None when `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` is set (boto3 then takes it
+    from the environment); `MANAGEMENT_ENDPOINT` when set; else `https://{domainName}/{stage}`
+    from the event.
 
     Args:
         request_context: The event's `requestContext` (`domainName`, `stage`).
     """
+    # An endpoint passed to boto3 explicitly would override the variable (the local cloud's).
     if os.environ.get("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"):
         return None
+    # Through a custom domain the event's `domainName` is that domain, and its path mapping is
+    # not the stage: `@connections` calls built from it are refused (403, the signature's host
+    # and path do not match) or miss. The execute-api URL always reaches this stage.
+    configured = os.environ.get("MANAGEMENT_ENDPOINT")
+    if configured:
+        return configured
     return f"https://{request_context['domainName']}/{request_context['stage']}"
 
 

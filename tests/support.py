@@ -9,7 +9,7 @@ import asyncio
 import json
 from typing import Any
 
-__all__ = ["create_connection_table", "next_json", "until_closed"]
+__all__ = ["connection_items", "create_connection_table", "next_json", "until_closed"]
 
 
 async def next_json(websocket: Any, timeout: float = 30) -> Any:
@@ -67,3 +67,19 @@ def create_connection_table(dynamodb: Any, table_name: str) -> None:
             },
         ],
     )
+
+
+def connection_items(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
+    """Every connection's item in the table (a consistent Scan, fine for tests' small tables).
+
+    The table also holds each user's own item (`user#<sub>`) and the live count's shards
+    (`stats#connections#<k>`); API Gateway's connection ids never hold `#`, so those are left out.
+    """
+    request: dict[str, Any] = {"TableName": table_name, "ConsistentRead": True}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = dynamodb.scan(**request)
+        items += [item for item in page["Items"] if "#" not in item["connectionId"]["S"]]
+        if not page.get("LastEvaluatedKey"):
+            return items
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +26,12 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "CONNECTION_TTL_SECONDS",
         "SESSION_EXPIRY",
         "CLOCK_LEEWAY_SECONDS",
+        "MAX_CONNECTIONS_PER_USER",
+        "MANAGEMENT_ENDPOINT",
+        "API_ID",
+        "STAGE_NAME",
+        # Inside Lambda the handlers print metrics lines; tests opt in (`emf_lines`).
+        "AWS_LAMBDA_FUNCTION_NAME",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -69,6 +75,26 @@ def dynamodb(aws_environment: None, fresh_clients: None) -> Iterator[Any]:
 def table_name(dynamodb: Any) -> str:
     """Name of the connection table the `dynamodb` fixture created."""
     return CONNECTION_TABLE
+
+
+@pytest.fixture
+def emf_lines(
+    aws_environment: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[[], list[dict[str, Any]]]:
+    """Run as inside a Lambda function; the returned callable gives the EMF lines printed to
+    stdout since the last call, parsed (other lines, such as the sweeper's report, are skipped)."""
+    import json
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "wsauth-test-function")
+
+    def lines() -> list[dict[str, Any]]:
+        found = []
+        for line in capsys.readouterr().out.splitlines():
+            if line.startswith("{") and "_aws" in (document := json.loads(line)):
+                found.append(document)
+        return found
+
+    return lines
 
 
 # --- end of websocket handler & sender fixtures -------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
+from tests.support import connection_items
 from wsauth.handlers import connections, sender
 from wsauth.handlers.sender import DeliveryReport, send_to_connection, send_to_user
 
@@ -33,8 +34,7 @@ def _store(dynamodb: Any, table_name: str, user_id: str, *connection_ids: str) -
 
 
 def _stored_ids(dynamodb: Any, table_name: str) -> set[str]:
-    items = dynamodb.scan(TableName=table_name, ConsistentRead=True)["Items"]
-    return {item["connectionId"]["S"] for item in items}
+    return {item["connectionId"]["S"] for item in connection_items(dynamodb, table_name)}
 
 
 def _posted() -> dict[str, bytes]:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from tests.support import connection_items
 from wsauth.handlers import connections, sender, websocket
 
 DOMAIN = "abcdef1234.execute-api.us-east-1.amazonaws.com"
@@ -81,7 +82,8 @@ def _client_error(code: str, status: int) -> dict[str, Any]:
 
 
 def test_connect_stores_the_item(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`$connect` stores connection, user, name, connect time and a TTL counted from now."""
+    """`$connect` stores connection, user, name, connect time, a TTL counted from now and the
+    live count's shard it was counted in."""
     monkeypatch.setenv("CONNECTION_TTL_SECONDS", "600")
     monkeypatch.setattr(connections.time, "time", lambda: 1_700_000_000.75)
 
@@ -94,6 +96,7 @@ def test_connect_stores_the_item(dynamodb: Any, monkeypatch: pytest.MonkeyPatch)
         "username": {"S": "alice"},
         "connectedAt": {"N": "1700000000123"},
         "removedAt": {"N": "1700000600"},
+        "countShard": {"N": "4"},  # crc32(b"conn-1") % 16
     }
 
 
@@ -117,7 +120,7 @@ def test_connect_answers_500_when_the_store_fails(
     answer = websocket.handler(_event("$connect"), None)
 
     assert answer["statusCode"] == 500
-    assert dynamodb.scan(TableName=table_name)["Count"] == 0
+    assert connection_items(dynamodb, table_name) == []
 
 
 def test_connect_without_an_authorized_user_is_refused(dynamodb: Any) -> None:
@@ -244,6 +247,61 @@ def test_endpoint_comes_from_the_event_by_default(aws_environment: None) -> None
     context = _event("$default")["requestContext"]
 
     assert websocket.management_endpoint(context) == f"https://{DOMAIN}/{STAGE}"
+
+
+CONFIGURED = f"https://{DOMAIN}/{STAGE}"
+LOCAL = "http://127.0.0.1:8080/local"
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, f"https://ws.example.com/{STAGE}"),
+        ({"MANAGEMENT_ENDPOINT": CONFIGURED}, CONFIGURED),
+        ({"AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI": LOCAL}, None),
+        (
+            {"AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI": LOCAL, "MANAGEMENT_ENDPOINT": CONFIGURED},
+            None,
+        ),
+        ({"MANAGEMENT_ENDPOINT": ""}, f"https://ws.example.com/{STAGE}"),
+    ],
+    ids=["event-only", "configured", "boto3-variable", "boto3-variable-wins", "empty-configured"],
+)
+def test_endpoint_precedence(
+    aws_environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+    expected: str | None,
+) -> None:
+    """boto3's variable (None: left to boto3), then `MANAGEMENT_ENDPOINT`, then the event's
+    domain, here a custom domain's, which is right only when nothing else is configured."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    context = _event("$default")["requestContext"]
+    context["domainName"] = "ws.example.com"
+
+    assert websocket.management_endpoint(context) == expected
+
+
+def test_messages_through_a_custom_domain_post_to_the_configured_endpoint(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event whose `domainName` is a custom domain is answered through execute-api."""
+    monkeypatch.setenv("MANAGEMENT_ENDPOINT", CONFIGURED)
+    asked: list[str | None] = []
+    real_client = sender.management_client
+
+    def recording(endpoint_url: str | None, region: str | None = None) -> Any:
+        asked.append(endpoint_url)
+        return real_client(endpoint_url, region)
+
+    monkeypatch.setattr(sender, "management_client", recording)
+    event = _event("$default", body="hi")
+    event["requestContext"]["domainName"] = "ws.example.com"
+
+    assert websocket.handler(event, None) == {"statusCode": 200}
+    assert asked == [CONFIGURED]
+    assert json.loads(_posted("conn-1")) == {"message": "hi"}
 
 
 def test_endpoint_variable_wins_when_set(
