@@ -1,14 +1,24 @@
-"""The wsauth stack: a Cognito user pool, a connection table and a secured WebSocket API.
+"""The wsauth stack: a Cognito user pool, a connection table and a secured WebSocket API,
+with its alarms and dashboard, and optionally a custom domain.
 
 Reads the stack's config (`wsauth:*`, every key optional: the components hold the defaults and
-validate the values), composes the three components and exports the stack outputs.
+validate the values), composes the components and exports the stack outputs.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pulumi
 
 from pulumi_wsauth import (
+    ApiDomain,
+    ApiDomainArgs,
+    ApiDomainSettings,
+    ApiMonitoring,
+    ApiMonitoringArgs,
+    ApiMonitoringSettings,
     AuthPool,
     AuthPoolArgs,
     ConnectionStore,
@@ -40,8 +50,43 @@ api_config = {
 api_settings = SecuredWebSocketApiSettings(
     **{key: value for key, value in api_config.items() if value is not None}  # type: ignore[typeddict-item]
 )
+
+
+def _snake_case_keys(overrides: Any) -> Any:
+    """`{"clientErrors": {"periodSeconds": 60}}` → `{"client_errors": {"period_seconds": 60}}`."""
+    if not isinstance(overrides, dict):
+        return overrides
+    return {
+        re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): _snake_case_keys(value)
+        for key, value in overrides.items()
+    }
+
+
+monitoring = config.get_bool("monitoring")
+monitoring_config = {
+    "alarm_email": config.get("alarmEmail"),
+    "alarm_topic_arn": config.get("alarmTopicArn"),
+    "alarms": _snake_case_keys(config.get_object("alarms")),
+    "dashboard": config.get_bool("dashboard"),
+}
+monitoring_settings = ApiMonitoringSettings(
+    **{key: value for key, value in monitoring_config.items() if value is not None}  # type: ignore[typeddict-item]
+)
+domain_config = {
+    "domain_name": config.get("domainName"),
+    "certificate_arn": config.get("certificateArn"),
+    "hosted_zone_id": config.get("hostedZoneId"),
+}
+domain_settings = ApiDomainSettings(
+    **{key: value for key, value in domain_config.items() if value}  # type: ignore[typeddict-item]
+)
+
 # Refuse bad config before the pool and the table are declared, not halfway through.
 SecuredWebSocketApi.validate(api_settings)
+if monitoring is not False:
+    ApiMonitoring.validate(monitoring_settings)
+if domain_settings:
+    ApiDomain.validate(domain_settings, region=pulumi.Config("aws").get("region"))
 
 store_args = ConnectionStoreArgs()
 pool_args = AuthPoolArgs()
@@ -66,9 +111,23 @@ api = SecuredWebSocketApi(
     ),
 )
 
+if monitoring is not False:
+    ops = ApiMonitoring("ops", ApiMonitoringArgs(api=api, store=store, **monitoring_settings))
+    pulumi.export("alarmTopicArn", ops.topic_arn)
+    if ops.dashboard_name is not None:
+        pulumi.export("dashboardName", ops.dashboard_name)
+websocket_url = api.websocket_url
+if domain_settings:
+    domain = ApiDomain(
+        "domain",
+        ApiDomainArgs(api_id=api.api_id, stage_name=api.stage_name, **domain_settings),
+    )
+    websocket_url = domain.websocket_url
+    pulumi.export("customDomainTarget", domain.target_domain_name)
+
 pulumi.export("region", auth.region)
 pulumi.export("userPoolId", auth.user_pool_id)
 pulumi.export("userPoolWebClientId", auth.web_client_id)
-pulumi.export("webSocketEndpoint", api.websocket_url)
+pulumi.export("webSocketEndpoint", websocket_url)
 pulumi.export("managementEndpoint", api.management_endpoint)
 pulumi.export("connectionTableName", store.table_name)

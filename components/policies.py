@@ -7,7 +7,16 @@ from typing import Any
 
 import pulumi
 
-__all__ = ["assumable_by", "authorizer_policy", "sweeper_policy", "websocket_policy"]
+# The keys of the live connection count's counter items (`handlers.connections`).
+COUNTER_KEY_PATTERN = "stats#connections#*"
+
+__all__ = [
+    "COUNTER_KEY_PATTERN",
+    "assumable_by",
+    "authorizer_policy",
+    "sweeper_policy",
+    "websocket_policy",
+]
 
 
 def assumable_by(service: str) -> str:
@@ -56,9 +65,10 @@ def websocket_policy(
 ) -> pulumi.Output[str]:
     """Items of this table and its index, this stage's connections, its own logs.
 
-    With sessions (`user_pool_arn` given) the function also moves an item's expiry and keeps
-    each user's item (`UpdateItem`), closes expired and signed-out connections (`DELETE`) and
-    signs a user out everywhere in this pool; with a limit per user it may ask whether a stored
+    `UpdateItem` keeps the live connection count (the table's counter shards) and, with
+    sessions, moves an item's expiry and keeps each user's item. With sessions (`user_pool_arn`
+    given) the function also closes expired and signed-out connections (`DELETE`) and signs a
+    user out everywhere in this pool; with a limit per user it may ask whether a stored
     connection still exists (`GET`), to heal a count a lost `$disconnect` left too high.
     Without either it only answers (`POST`).
     """
@@ -66,10 +76,13 @@ def websocket_policy(
     def document(args: list[str | None]) -> str:
         log_arn, table, index, execution, stage, pool = (str(a) for a in args)
         sessions = args[5] is not None
-        item_actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"]
+        item_actions = [
+            "dynamodb:PutItem",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:UpdateItem",
+        ]
         methods = ["POST"]
-        if sessions or heal_connection_count:
-            item_actions.append("dynamodb:UpdateItem")
         if sessions:
             methods.append("DELETE")
         if heal_connection_count:
@@ -113,16 +126,30 @@ def websocket_policy(
 def sweeper_policy(
     log_group_arn: pulumi.Input[str],
     table_arn: pulumi.Input[str],
-    expiry_index_arn: pulumi.Input[str],
     execution_arn: pulumi.Input[str],
     stage_name: pulumi.Input[str],
+    *,
+    expiry_index_arn: pulumi.Input[str] | None,
 ) -> pulumi.Output[str]:
-    """Find expired sessions in their index only; tell and close them; forget gone ones."""
+    """Read the live count's counter items; with sessions (`expiry_index_arn` given), find
+    expired sessions in their index only, tell and close them, and forget gone ones."""
 
-    def document(args: list[str]) -> str:
-        log_arn, table, index, execution, stage = args
-        return _document(
-            [
+    def document(args: list[str | None]) -> str:
+        log_arn, table, execution, stage, index = (str(a) for a in args)
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "ReadTheConnectionCount",
+                "Effect": "Allow",
+                "Action": ["dynamodb:BatchGetItem"],
+                "Resource": [table],
+                # The counter shards only, never a connection or a user.
+                "Condition": {
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [COUNTER_KEY_PATTERN]}
+                },
+            }
+        ]
+        if args[4] is not None:
+            statements += [
                 {
                     "Sid": "FindExpiredSessions",
                     "Effect": "Allow",
@@ -132,7 +159,7 @@ def sweeper_policy(
                 {
                     # Only for a connection API Gateway no longer knows (410): its
                     # `$disconnect` was lost, so nothing else deletes the item, nor counts it
-                    # out of its user's open connections (UpdateItem of the user's item).
+                    # out of its user's open connections and the live count (UpdateItem).
                     "Sid": "ForgetGoneConnections",
                     "Effect": "Allow",
                     "Action": ["dynamodb:DeleteItem", "dynamodb:UpdateItem"],
@@ -144,10 +171,9 @@ def sweeper_policy(
                     "Action": ["execute-api:ManageConnections"],
                     "Resource": _connections(execution, stage, "POST", "DELETE"),
                 },
-                _log_statement(log_arn),
             ]
-        )
+        return _document([*statements, _log_statement(log_arn)])
 
     return pulumi.Output.all(
-        log_group_arn, table_arn, expiry_index_arn, execution_arn, stage_name
+        log_group_arn, table_arn, execution_arn, stage_name, expiry_index_arn
     ).apply(document)

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from . import packaging
 from ._validation import require_non_empty_list
+from .naming import physical_name
 from .policies import assumable_by, authorizer_policy, sweeper_policy, websocket_policy
 from .region_logging import region_logging_role
 from .websocket_settings import (
@@ -65,20 +66,6 @@ _ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-def _physical_name(name: str, role: str, max_length: int = 64) -> str:
-    """A name unique per project, stack and component, within Lambda's 64-character limit.
-
-    Functions get fixed names (not Pulumi's random suffix) so that their log groups, which must
-    be called `/aws/lambda/<function name>` and exist before the function, can be named first.
-    """
-    raw = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
-    base = re.sub(r"[^A-Za-z0-9_-]+", "-", raw)
-    if len(base) + 1 + len(role) <= max_length:
-        return f"{base}-{role}"
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return f"{base[: max_length - len(role) - len(digest) - 2]}-{digest}-{role}"
-
-
 def _resource_suffix(route_key: str) -> str:
     """A route key as it may appear in a Pulumi resource name, distinct for distinct keys.
 
@@ -113,12 +100,17 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
     """Where clients connect: `wss://{api_id}.execute-api.{region}.amazonaws.com/{stage}`."""
     management_endpoint: pulumi.Output[str]
     """The `@connections` API's endpoint: `https://{api_id}.execute-api.{region}.amazonaws.com/{stage}`."""
+    region: pulumi.Output[str]
+    """The AWS region the API lives in."""
     authorizer_function_name: pulumi.Output[str]
     """Name of the authorizer Lambda function."""
+    authorizer_log_group_name: pulumi.Output[str]
+    """The authorizer's log group: one JSON line per decision (see `ApiMonitoring`)."""
     websocket_function_name: pulumi.Output[str]
     """Name of the websocket Lambda function."""
     sweeper_function_name: pulumi.Output[str]
-    """Name of the function that closes expired sessions every minute (empty when off)."""
+    """Name of the function that runs every minute: it publishes the live connection count
+    and, with `session_expiry` `enforce`, closes expired sessions."""
 
     @staticmethod
     def validate(settings: SecuredWebSocketApiSettings) -> None:
@@ -166,13 +158,14 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         self._stage_name = stage_name
         self._route_keys: set[str] = set()
+        self._log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
 
         # One archive serves both functions; only the handler string differs.
         code = pulumi.FileArchive(str(packaging.build_lambda_archive(architecture, runtime)))
 
         self._api = aws.apigatewayv2.Api(
             f"{name}-api",
-            name=_physical_name(name, "api"),
+            name=physical_name(name, "api"),
             protocol_type="WEBSOCKET",
             route_selection_expression="$request.body.action",
             opts=self._child,
@@ -199,6 +192,13 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             },
             policy=authorizer_policy,
         )
+        # The `@connections` endpoint on execute-api, where calls must be signed: with a custom
+        # domain, the event's own domain would name the wrong host (403) and the wrong path.
+        management_endpoint = pulumi.Output.concat(
+            self._api.api_endpoint.apply(lambda url: re.sub(r"^wss://", "https://", url)),
+            "/",
+            stage_name,
+        )
         websocket_fn = self._function(
             "websocket",
             code=code,
@@ -211,6 +211,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
                 "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
                 "SESSION_EXPIRY": settings.session_expiry,
                 "MAX_CONNECTIONS_PER_USER": str(settings.max_connections_per_user),
+                "MANAGEMENT_ENDPOINT": management_endpoint,
                 **(token_rules if sessions else {}),
             },
             policy=lambda log_group_arn: websocket_policy(
@@ -301,16 +302,15 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         self.execution_arn = self._api.execution_arn
         self.stage_name = stage.name
         self.websocket_url = pulumi.Output.concat(self._api.api_endpoint, "/", stage.name)
-        self.management_endpoint = pulumi.Output.concat(
-            self._api.api_endpoint.apply(lambda url: re.sub(r"^wss://", "https://", url)),
-            "/",
-            stage.name,
+        # Through the stage's name, so that users of the endpoint wait for the stage.
+        self.management_endpoint = pulumi.Output.all(management_endpoint, stage.name).apply(
+            lambda parts: parts[0]
         )
+        self.region = self._api.execution_arn.apply(lambda arn: arn.split(":")[3])
         self.authorizer_function_name = authorizer_fn.name
+        self.authorizer_log_group_name = self._log_groups["authorizer"].name
         self.websocket_function_name = websocket_fn.name
-        self.sweeper_function_name = (
-            self._sweeper(code, settings, args).name if sessions else pulumi.Output.from_input("")
-        )
+        self.sweeper_function_name = self._sweeper(code, settings, args).name
         self.register_outputs(
             {
                 "api_id": self.api_id,
@@ -318,7 +318,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
                 "stage_name": self.stage_name,
                 "websocket_url": self.websocket_url,
                 "management_endpoint": self.management_endpoint,
+                "region": self.region,
                 "authorizer_function_name": self.authorizer_function_name,
+                "authorizer_log_group_name": self.authorizer_log_group_name,
                 "websocket_function_name": self.websocket_function_name,
                 "sweeper_function_name": self.sweeper_function_name,
             }
@@ -351,12 +353,14 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
     def _sweeper(
         self, code: pulumi.Archive, settings: Settings, args: SecuredWebSocketApiArgs
     ) -> aws.lambda_.Function:
-        """The function that closes idle expired connections, every minute.
+        """The function that runs every minute: publishes the live connection count (the
+        table's counter shards) and, with sessions, closes idle expired connections.
 
         A connection that sends nothing is never checked by the websocket function; this finds
         the expired ones through the table's `expiryIndex`.
         """
         name = self._name
+        sessions = settings.session_expiry == "enforce"
         sweeper = self._function(
             "sweeper",
             code=code,
@@ -370,18 +374,22 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
                 "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
                 "CLOCK_LEEWAY_SECONDS": str(settings.clock_leeway_seconds),
                 "MANAGEMENT_ENDPOINT": self.management_endpoint,
+                "SESSION_EXPIRY": settings.session_expiry,
+                "API_ID": self._api.id,
+                "STAGE_NAME": self._stage_name,
             },
             policy=lambda log_group_arn: sweeper_policy(
                 log_group_arn,
                 args["connection_table_arn"],
-                args["expiry_index_arn"],
                 self._api.execution_arn,
                 self._stage_name,
+                expiry_index_arn=args.get("expiry_index_arn") if sessions else None,
             ),
         )
+        task = "Counts the connections" + (" and closes the expired sessions" if sessions else "")
         schedule = aws.cloudwatch.EventRule(
             f"{name}-sweep-schedule",
-            description=f"Closes the expired sessions of {_physical_name(name, 'api')}",
+            description=f"{task} of {physical_name(name, 'api')}",
             schedule_expression=SWEEP_SCHEDULE,
             opts=self._child,
         )
@@ -419,7 +427,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         function, as `code` is the one archive built for that architecture and runtime.
         """
         name = self._name
-        function_name = _physical_name(name, role_name)
+        function_name = physical_name(name, role_name)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-{role_name}-logs",
             # Lambda's default group name, so the console and `sam logs` find it.
@@ -427,6 +435,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             retention_in_days=settings.log_retention_days,
             opts=self._child,
         )
+        self._log_groups[role_name] = log_group
         role = aws.iam.Role(
             f"{name}-{role_name}-role",
             assume_role_policy=_LAMBDA_ASSUME_ROLE_POLICY,

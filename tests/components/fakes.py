@@ -74,6 +74,39 @@ def _outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str
         rule_name = inputs.get("name") or f"{name}-{_short_id(name, 7)}"
         resource_id = state["name"] = rule_name
         state["arn"] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule_name}"
+    elif typ == "aws:sns/topic:Topic":
+        topic_name = inputs.get("name") or f"{name}-{_short_id(name, 7)}"
+        resource_id = state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic_name}"
+    elif typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        resource_id = inputs["name"]
+        state["arn"] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{inputs['name']}"
+    elif typ == "aws:cloudwatch/dashboard:Dashboard":
+        resource_id = inputs["dashboardName"]
+        state["dashboardArn"] = f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{resource_id}"
+    elif typ == "aws:acm/certificate:Certificate":
+        resource_id = state["arn"] = (
+            f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/{_short_id(name, 36)}"
+        )
+        token = _short_id(inputs["domainName"], 32)
+        state["domainValidationOptions"] = [
+            {
+                "domainName": inputs["domainName"],
+                "resourceRecordName": f"_{token}.{inputs['domainName']}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws.",
+            }
+        ]
+    elif typ == "aws:route53/record:Record":
+        resource_id = f"{inputs['zoneId']}_{inputs['name']}_{inputs['type']}"
+        state["fqdn"] = str(inputs["name"]).rstrip(".")
+    elif typ == "aws:apigatewayv2/domainName:DomainName":
+        resource_id = inputs["domainName"]
+        state["arn"] = f"arn:aws:apigateway:{REGION}::/domainnames/{resource_id}"
+        state["domainNameConfiguration"] = {
+            **inputs["domainNameConfiguration"],
+            "targetDomainName": f"d-{_short_id(name)}.execute-api.{REGION}.amazonaws.com",
+            "hostedZoneId": "Z2FDTNDATAQYW2",
+        }
     return resource_id, state
 
 

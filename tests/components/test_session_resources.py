@@ -90,6 +90,10 @@ def test_sweeper_knows_its_table_stage_and_leeway(deploy: Callable[..., Deployme
         "CONNECTION_TTL_SECONDS": "10800",
         "CLOCK_LEEWAY_SECONDS": "5",
         "MANAGEMENT_ENDPOINT": f"https://{api_id}.execute-api.eu-west-1.amazonaws.com/live",
+        "SESSION_EXPIRY": "enforce",
+        # The dimensions of the live count it publishes.
+        "API_ID": api_id,
+        "STAGE_NAME": "live",
     }
 
 
@@ -101,6 +105,7 @@ def test_sweeper_reads_only_its_index(deploy: Callable[..., Deployment]) -> None
     arn = execution_arn(deployment)
 
     assert statements(policy_of(deployment, "sweeper")) == [
+        (["dynamodb:BatchGetItem"], [TABLE_ARN]),
         (["dynamodb:Query"], [EXPIRY_INDEX_ARN]),
         (["dynamodb:DeleteItem", "dynamodb:UpdateItem"], [TABLE_ARN]),
         (
@@ -159,8 +164,8 @@ def test_a_limit_alone_counts_and_heals(deploy: Callable[..., Deployment]) -> No
 
 
 def test_off_declares_no_session_machinery(deploy: Callable[..., Deployment]) -> None:
-    """`session_expiry: off` (and no limit): no refresh or sign-out route, no sweeper, no
-    schedule, no extra rights."""
+    """`session_expiry: off` (and no limit): no refresh or sign-out route, a minute job that
+    only counts, no extra rights."""
     deployment = deploy(
         build(
             session_expiry="off",
@@ -171,11 +176,31 @@ def test_off_declares_no_session_machinery(deploy: Callable[..., Deployment]) ->
     )
 
     assert not {"refreshToken", "signOutEverywhere"} & set(routes_by_key(deployment))
-    assert not deployment.of_type(RULE) and not deployment.of_type(TARGET)
-    assert "ws-sweeper" not in {f.name for f in deployment.of_type(FUNCTION)}
+    sweeper = deployment.one(FUNCTION, "ws-sweeper").inputs["environment"]["variables"]
+    assert sweeper["SESSION_EXPIRY"] == "off"
+    assert [s["Action"] for s in policy_of(deployment, "sweeper")["Statement"]] == [
+        ["dynamodb:BatchGetItem"],
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+    ]
     policy = json.dumps(policy_of(deployment, "websocket"))
-    assert "UpdateItem" not in policy and "DELETE" not in policy and "GET" not in policy
+    assert "DELETE" not in policy and "GET" not in policy
     assert "cognito-idp" not in policy
+
+
+def test_minute_job_reads_only_the_counter_items(deploy: Callable[..., Deployment]) -> None:
+    """Its BatchGetItem is bound to the live count's counter keys by a LeadingKeys condition,
+    with sessions and without."""
+    for settings in ({}, {"session_expiry": "off", "expiry_index_arn": None}):
+        deployment = deploy(build(**settings))
+        (count,) = [
+            s
+            for s in policy_of(deployment, "sweeper")["Statement"]
+            if s["Action"] == ["dynamodb:BatchGetItem"]
+        ]
+        assert count["Resource"] == [TABLE_ARN]
+        assert count["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["stats#connections#*"]}
+        }
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,8 @@ def test_exports_the_stack_outputs(deploy: Callable[..., Deployment]) -> None:
         "webSocketEndpoint": f"wss://{api_id}.execute-api.{REGION}.amazonaws.com/prod",
         "managementEndpoint": f"https://{api_id}.execute-api.{REGION}.amazonaws.com/prod",
         "connectionTableName": table.state["name"],
+        "alarmTopicArn": deployment.one("aws:sns/topic:Topic", "ops-alarms").state["arn"],
+        "dashboardName": "wsauth-test-ops-dashboard",
     }
 
 
@@ -73,12 +75,14 @@ def test_makes_one_provider_call(deploy: Callable[..., Deployment]) -> None:
     assert deployment.calls == ["aws:index/getCallerIdentity:getCallerIdentity"]
 
 
-def test_creates_the_three_components(deploy: Callable[..., Deployment]) -> None:
-    """The stack is exactly one of each component, with the project's type tokens."""
+def test_creates_the_four_components(deploy: Callable[..., Deployment]) -> None:
+    """The stack is exactly one of each component (no domain configured), with the project's
+    type tokens."""
     deployment = deploy(run_program)
 
     components = [(r.typ, r.name) for r in deployment.resources if r.typ.startswith("wsauth:")]
     assert sorted(components) == [
+        ("wsauth:index:ApiMonitoring", "ops"),
         ("wsauth:index:AuthPool", "auth"),
         ("wsauth:index:ConnectionStore", "connections"),
         ("wsauth:index:SecuredWebSocketApi", "api"),

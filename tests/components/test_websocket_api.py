@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pytest
 
 from pulumi_wsauth import SecuredWebSocketApi, SecuredWebSocketApiArgs
-from pulumi_wsauth.websocket_api import _physical_name
+from pulumi_wsauth.naming import physical_name as _physical_name
 from tests.components.fakes import (
     ACCOUNT,
     PROJECT,
@@ -266,7 +266,9 @@ def test_invoke_permissions_are_scoped_to_this_api(deploy: Callable[..., Deploym
     arn = execution_arn(deployment)
     authorizer_id = deployment.one(AUTHORIZER, "ws-authorizer").resource_id
     granted = sorted(
-        (p.inputs["function"], p.inputs["sourceArn"]) for p in deployment.of_type(PERMISSION)
+        (p.inputs["function"], p.inputs["sourceArn"])
+        for p in deployment.of_type(PERMISSION)
+        if p.inputs["principal"] == "apigateway.amazonaws.com"
     )
 
     assert granted == sorted(
@@ -279,7 +281,14 @@ def test_invoke_permissions_are_scoped_to_this_api(deploy: Callable[..., Deploym
     )
     for permission in deployment.of_type(PERMISSION):
         assert permission.inputs["action"] == "lambda:InvokeFunction"
-        assert permission.inputs["principal"] == "apigateway.amazonaws.com"
+    # The only other principal: the minute job's schedule.
+    (scheduled,) = (
+        p
+        for p in deployment.of_type(PERMISSION)
+        if p.inputs["principal"] != ("apigateway.amazonaws.com")
+    )
+    assert scheduled.inputs["principal"] == "events.amazonaws.com"
+    assert scheduled.inputs["function"] == "wsauth-test-ws-sweeper"
 
 
 # --- the stage ---------------------------------------------------------------------------------
@@ -337,6 +346,7 @@ def test_access_logging_can_be_turned_off(deploy: Callable[..., Deployment]) -> 
     assert "accessLogSettings" not in deployment.one(STAGE, "ws-stage").inputs
     assert sorted(g.name for g in deployment.of_type(LOG_GROUP)) == [
         "ws-authorizer-logs",
+        "ws-sweeper-logs",
         "ws-websocket-logs",
     ]
 
@@ -428,12 +438,15 @@ def test_websocket_environment_names_the_table(deploy: Callable[..., Deployment]
     (without sessions; with them it also gets the token rules, see test_session_resources)."""
     deployment = deploy(build(session_expiry="off"))
     variables = deployment.one(FUNCTION, "ws-websocket").inputs["environment"]["variables"]
+    api_id = deployment.one(API, "ws-api").resource_id
 
     assert variables == {
         "CONNECTION_TABLE_NAME": TABLE_NAME,
         "CONNECTION_TTL_SECONDS": "10800",
         "SESSION_EXPIRY": "off",
         "MAX_CONNECTIONS_PER_USER": "10",
+        # Never the event's domain: with a custom domain, @connections must stay on execute-api.
+        "MANAGEMENT_ENDPOINT": f"https://{api_id}.execute-api.eu-west-1.amazonaws.com/prod",
     }
 
 
@@ -477,14 +490,17 @@ def test_authorizer_may_only_write_its_logs(deploy: Callable[..., Deployment]) -
 
 
 def test_websocket_function_gets_exact_arns(deploy: Callable[..., Deployment]) -> None:
-    """Items of this table, queries of its index, POST to this stage's connections, own logs
-    (without sessions; with them, see test_session_resources)."""
+    """Items of this table (UpdateItem: the live count), queries of its index, POST to this
+    stage's connections, own logs (without sessions; with them, see test_session_resources)."""
     deployment = deploy(build(stage_name="live", session_expiry="off", max_connections_per_user=0))
     log_group_arn = deployment.one(LOG_GROUP, "ws-websocket-logs").state["arn"]
     arn = execution_arn(deployment)
 
     assert statements(policy_of(deployment, "websocket")) == [
-        (["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"], [TABLE_ARN]),
+        (
+            ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"],
+            [TABLE_ARN],
+        ),
         (["dynamodb:Query"], [INDEX_ARN]),
         (["execute-api:ManageConnections"], [f"{arn}/live/POST/@connections/*"]),
         (
