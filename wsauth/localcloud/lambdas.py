@@ -6,6 +6,8 @@ starts a new one when all are busy, or waits for one when the cap is reached. A 
 exceeds the function's timeout is killed with its process group, as Lambda discards the
 execution environment. A warm worker that died while idle (killed, out of memory) is replaced:
 the invocation runs on a fresh one, as Lambda starts a new environment, and is never run twice.
+What a handler prints goes to the local cloud's log, except embedded-metric-format lines, which
+go to the metrics sink (the embedded CloudWatch, `metrics.py`) as Lambda's would.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import sysconfig
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wsauth.localcloud.metrics import is_emf_line
 from wsauth.localcloud.spec import FunctionError
 
 __all__ = ["FunctionSpec", "LambdaRuntime", "default_max_workers", "unpack_archive"]
@@ -38,6 +41,9 @@ _LENGTH = struct.Struct(">I")
 _WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
 # Big events (a 128 KB message, JSON-escaped) must fit in one pipe read without a limit error.
 _STREAM_LIMIT = 16 * 1024 * 1024
+
+MetricsSink = Callable[[bytes, str], Any]
+"""Takes an embedded-metric-format line a function printed, and the worker's label."""
 
 
 def default_max_workers() -> int:
@@ -96,10 +102,17 @@ def unpack_archive(archive: Path, cache_dir: Path) -> Path:
 class _Worker:
     """One worker process and its pipes."""
 
-    def __init__(self, spec: FunctionSpec, process: asyncio.subprocess.Process, index: int) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        process: asyncio.subprocess.Process,
+        index: int,
+        metrics: MetricsSink | None = None,
+    ) -> None:
         self.spec = spec
         self.process = process
         self.label = f"{spec.name}#{index}"
+        self.metrics = metrics
         self.log_task = asyncio.ensure_future(self._forward_logs())
 
     async def _forward_logs(self) -> None:
@@ -113,6 +126,11 @@ class _Worker:
                 line = await self.process.stderr.read(_STREAM_LIMIT)
             if not line:
                 return
+            if self.metrics is not None and is_emf_line(line):
+                # Lambda's log keeps these too, but the minute's summary says it shorter.
+                self.metrics(line, self.label)
+                log.debug("[%s] %s", self.label, line.decode(errors="replace").rstrip())
+                continue
             log.info("[%s] %s", self.label, line.decode(errors="replace").rstrip())
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -171,10 +189,15 @@ class _FunctionPool:
     """The warm workers of one function."""
 
     def __init__(
-        self, spec: FunctionSpec, max_workers: int, shared_environment: Mapping[str, str]
+        self,
+        spec: FunctionSpec,
+        max_workers: int,
+        shared_environment: Mapping[str, str],
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.spec = spec
         self.shared_environment = shared_environment
+        self.metrics = metrics
         self.max_workers = max_workers
         self.idle: list[_Worker] = []
         self.count = 0  # started or starting, idle or busy
@@ -227,7 +250,7 @@ class _FunctionPool:
             start_new_session=True,
             limit=_STREAM_LIMIT,
         )
-        worker = _Worker(self.spec, process, index)
+        worker = _Worker(self.spec, process, index, self.metrics)
         self.workers.add(worker)
         try:
             ready = await asyncio.wait_for(worker.receive(), self.spec.timeout_seconds + 10)
@@ -366,6 +389,8 @@ class LambdaRuntime:
         runtime_environment: What Lambda sets for every function (region, credentials,
             endpoints); the declared variables win over it. It may be updated until the first
             invocation (the gateway's port is known only once it listens).
+        metrics: Takes the embedded-metric-format lines the functions print (a
+            `MetricsPublisher.submit`); None: they are logged like any other line.
     """
 
     def __init__(
@@ -374,9 +399,11 @@ class LambdaRuntime:
         *,
         max_workers: int | None = None,
         runtime_environment: Mapping[str, str] | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.functions = dict(functions)
         self.runtime_environment: dict[str, str] = dict(runtime_environment or {})
+        self.metrics = metrics
         self._max_workers = max_workers if max_workers is not None else default_max_workers()
         self._pools: dict[str, _FunctionPool] = {}
 
@@ -386,7 +413,7 @@ class LambdaRuntime:
             spec = self.functions.get(function_name)
             if spec is None:
                 raise FunctionError("ResourceNotFound", f"no function named {function_name!r}")
-            pool = _FunctionPool(spec, self._max_workers, self.runtime_environment)
+            pool = _FunctionPool(spec, self._max_workers, self.runtime_environment, self.metrics)
             self._pools[function_name] = pool
         return pool
 

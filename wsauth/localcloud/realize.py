@@ -4,9 +4,12 @@
 it, through the registry of service realizers (`realizers/`, one module per AWS service):
 Cognito pools and clients and DynamoDB tables in the embedded moto server, Lambda functions as
 `FunctionSpec`s for the worker pool, each WebSocket API as an `ApiSpec` for a gateway,
-EventBridge rules as `RuleSpec`s for the scheduler. IAM and log groups are recorded, permissions
-kept for enforcement. A type it cannot realize is an error that names it: silently skipping a
-resource would make the local stack differ from the deployed one without anyone noticing.
+EventBridge rules as `RuleSpec`s for the scheduler, permissions kept for enforcement. What has
+nothing to run locally (IAM, log groups and metric filters, alarms, dashboards, SNS, ACM,
+Route 53, custom domains) is *recorded*: it answers with the outputs AWS would give it and is
+named in the start-up summary (`RealizedStack.recorded`). A type it cannot realize is an error
+that names it: silently skipping a resource would make the local stack differ from the deployed
+one without anyone noticing.
 """
 
 from __future__ import annotations
@@ -36,15 +39,18 @@ from wsauth.localcloud.realizers.base import (
     ACCOUNT_ID,
     RealizeContext,
     RealizeError,
+    Recorded,
     api_domain,
+    describe_recorded,
     machine_architecture,
 )
 from wsauth.localcloud.schedules import RuleSpec
-from wsauth.localcloud.spec import ApiSpec, Limits
+from wsauth.localcloud.spec import ApiSpec, CustomDomainSpec, Limits
 
 __all__ = [
     "ACCOUNT_ID",
     "api_domain",
+    "describe_recorded",
     "machine_architecture",
     "RealizeError",
     "Realizer",
@@ -69,6 +75,11 @@ class RealizedStack:
     """(type, name) of every resource, in declaration order, for the summary."""
     rules: list[RuleSpec] = field(default_factory=list)
     """EventBridge rules with their targets, ordered by name (the scheduler runs them)."""
+    recorded: list[Recorded] = field(default_factory=list)
+    """What is only recorded (nothing runs locally), by kind, for the summary."""
+    custom_domains: list[CustomDomainSpec] = field(default_factory=list)
+    """Custom domain names mapped to the program's APIs (not served: the gateway's URL stands
+    for them)."""
 
 
 def local_config(program_dir: Path) -> dict[str, str]:
@@ -311,4 +322,6 @@ def realize_program(
         permissions=realizer.lambdas.permissions,
         resources=realizer.resources,
         rules=realizer.rules(),
+        recorded=realizer.registry.recorded(),
+        custom_domains=realizer.registry.service(ApiGatewayRealizer).custom_domains(),
     )

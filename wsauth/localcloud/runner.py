@@ -5,7 +5,7 @@ tells us the APIs, functions and schedules), then a gateway per API (its port go
 workers' environment and the outputs), then the schedules and the web page (it needs the
 outputs). The outputs file is written last, atomically: its existence means "ready". Stopping
 reverses the order: the schedules stop first, and `$disconnect` still runs while the workers and
-moto are up.
+moto are up; the metrics the workers printed last are published before moto stops.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -149,7 +149,12 @@ def run_local(options: LocalOptions, *, out: TextIO | None = None) -> int:
         LocalCloudError: A port is taken, or the program cannot be realized.
     """
     from wsauth.localcloud.aws import EmbeddedAws
-    from wsauth.localcloud.realize import RealizeError, local_config, realize_program
+    from wsauth.localcloud.realize import (
+        RealizeError,
+        describe_recorded,
+        local_config,
+        realize_program,
+    )
 
     out = out or sys.stdout
     began = time.perf_counter()
@@ -186,6 +191,8 @@ def run_local(options: LocalOptions, *, out: TextIO | None = None) -> int:
             len(realized.resources),
             time.perf_counter() - began,
         )
+        if realized.recorded:
+            log.info("recorded, nothing to run: %s", describe_recorded(realized.recorded))
         return asyncio.run(_serve(options, realized, aws, web_port, began, out))
     finally:
         aws.stop()
@@ -219,6 +226,7 @@ async def _serve(
     from wsauth.localcloud.aws import FAKE_CREDENTIALS
     from wsauth.localcloud.gateway import Gateway
     from wsauth.localcloud.lambdas import LambdaRuntime
+    from wsauth.localcloud.metrics import MetricsPublisher
     from wsauth.localcloud.permissions import PermissionCheckingInvoker
     from wsauth.localcloud.schedules import Scheduler
 
@@ -227,10 +235,14 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    # The functions' EMF lines become metrics in the embedded CloudWatch, as in Lambda.
+    metrics = MetricsPublisher(lambda: aws.client("cloudwatch"))
+    metrics.start()
     lambdas = LambdaRuntime(
         realized.functions,
         max_workers=options.max_workers,
         runtime_environment=_lambda_environment(realized.region, aws.endpoint),
+        metrics=metrics.submit,
     )
     several = len(realized.apis) > 1
     gateways = [
@@ -275,7 +287,8 @@ async def _serve(
         # After the functions' environments are final: a worker keeps the one it started with.
         scheduler.start()
         outputs: dict[str, Any] = localize(
-            dict(realized.outputs), _local_urls(gateways, realized.region)
+            dict(realized.outputs),
+            _local_urls(gateways, realized.region, realized.custom_domains),
         )
         outputs.update(region=realized.region, awsEndpoint=aws.endpoint)
         if not several:
@@ -293,6 +306,7 @@ async def _serve(
             write_outputs(options.outputs_file, outputs)
             wrote_outputs = True
         print(format_outputs(outputs), file=out, flush=True)
+        _log_custom_domains(gateways, realized.custom_domains)
         log.info(
             "ready in %.1f s: connect to %s (Ctrl-C stops)",
             time.perf_counter() - began,
@@ -310,13 +324,18 @@ async def _serve(
         for gateway in gateways:
             await gateway.close()
         await lambdas.close()
+        # After the workers: what they printed last is published (moto stops after us).
+        await asyncio.to_thread(metrics.close)
         if web is not None:
             web.close()
     return 0
 
 
-def _local_urls(gateways: list[Any], region: str) -> dict[str, str]:
-    """Each API's AWS URL prefixes (`wss://…`, `https://…`) → its gateway's."""
+def _local_urls(
+    gateways: list[Any], region: str, custom_domains: Sequence[Any] = ()
+) -> dict[str, str]:
+    """Each API's AWS URL prefixes (`wss://…`, `https://…`) → its gateway's; a custom domain's
+    `wss://{domain}[/{key}]` → the gateway's URL of the stage mapped there."""
     from wsauth.localcloud.realize import api_domain
 
     urls: dict[str, str] = {}
@@ -324,7 +343,26 @@ def _local_urls(gateways: list[Any], region: str) -> dict[str, str]:
         domain = api_domain(gateway.api.api_id, region)
         urls[f"wss://{domain}"] = f"ws://{gateway.domain_name}"
         urls[f"https://{domain}"] = f"http://{gateway.domain_name}"
+    by_api = {gateway.api.api_id: gateway for gateway in gateways}
+    # Longest first: `wss://d/chat` must be replaced before `wss://d` would take its prefix.
+    for mapping in sorted(custom_domains, key=lambda spec: -len(spec.websocket_url)):
+        gateway = by_api.get(mapping.api_id)
+        if gateway is not None and mapping.stage == gateway.api.stage:
+            urls[mapping.websocket_url] = f"ws://{gateway.domain_name}/{mapping.stage}"
     return urls
+
+
+def _log_custom_domains(gateways: list[Any], custom_domains: Sequence[Any]) -> None:
+    by_api = {gateway.api.api_id: gateway for gateway in gateways}
+    for mapping in custom_domains:
+        gateway = by_api.get(mapping.api_id)
+        if gateway is not None:
+            log.info(
+                "custom domain %s is recorded, not served: locally %s stays at %s",
+                mapping.websocket_url,
+                gateway.api.name,
+                gateway.websocket_url(),
+            )
 
 
 def _invocation_log(api_name: str | None) -> Any:

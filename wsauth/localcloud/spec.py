@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["ApiSpec", "AuthorizerSpec", "FunctionError", "Invoker", "Limits", "RouteSpec"]
+__all__ = [
+    "ApiSpec",
+    "AuthorizerSpec",
+    "CustomDomainSpec",
+    "FunctionError",
+    "Invoker",
+    "Limits",
+    "RouteSpec",
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,24 @@ class Limits:
     """Seconds a client has to send a whole HTTP request (a handshake's head, a `@connections`
     head and body), and that a kept-alive connection may sit idle between requests; then the
     gateway closes it, as API Gateway times slow requests out."""
+
+
+@dataclass(frozen=True)
+class CustomDomainSpec:
+    """A custom domain name's mapping to an API's stage (recorded: the gateway does not serve
+    host names, so locally the API stays at `ws://HOST:PORT/{stage}`)."""
+
+    domain_name: str
+    api_id: str
+    stage: str
+    mapping_key: str = ""
+    """The path under the domain (`""`: the stage is mapped at the domain's root)."""
+
+    @property
+    def websocket_url(self) -> str:
+        """`wss://{domain}` or `wss://{domain}/{key}`: what clients of the deployed API open."""
+        key = f"/{self.mapping_key}" if self.mapping_key else ""
+        return f"wss://{self.domain_name}{key}"
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,7 +86,8 @@ class LocalCloud:
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        """Return a boto3 client for an embedded service (`cognito-idp`, `dynamodb`)."""
+        """Return a boto3 client for an embedded service (`cognito-idp`, `dynamodb`,
+        `cloudwatch`), or the stack's `apigatewaymanagementapi`."""
         if service not in self._clients:
             import boto3
 
@@ -150,6 +152,54 @@ class LocalCloud:
         )
         items: list[dict[str, Any]] = answer["Items"]
         return items
+
+    def latest_metric(
+        self,
+        name: str,
+        *,
+        namespace: str = "WsAuth",
+        dimensions: Mapping[str, str] | None = None,
+        within_seconds: float = 600,
+    ) -> float | None:
+        """Return the newest value of a metric in the embedded CloudWatch, where the functions'
+        embedded-metric-format lines are published (`ConnectionCount`, `FailedPushes`, …).
+
+        Args:
+            name: The metric's name.
+            namespace: Its namespace.
+            dimensions: Exactly its dimensions (e.g. `{"ApiId": …, "Stage": "prod"}`); None:
+                any (the newest value over all of the metric's dimension sets).
+            within_seconds: How far back to look.
+
+        Returns:
+            The greatest value published in the newest second that has one; None if none was
+            published within `within_seconds`.
+        """
+        cloudwatch = self.client("cloudwatch")
+        now = datetime.now(UTC)
+        streams = cloudwatch.list_metrics(Namespace=namespace, MetricName=name)["Metrics"]
+        if dimensions is not None:
+            wanted = dict(dimensions)
+            streams = [
+                stream
+                for stream in streams
+                if {item["Name"]: item["Value"] for item in stream["Dimensions"]} == wanted
+            ]
+        newest: tuple[datetime, float] | None = None
+        for stream in streams:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=name,
+                Dimensions=stream["Dimensions"],
+                StartTime=now - timedelta(seconds=within_seconds),
+                EndTime=now + timedelta(minutes=1),
+                Period=1,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+            for point in points:
+                if newest is None or point["Timestamp"] > newest[0]:
+                    newest = (point["Timestamp"], float(point["Maximum"]))
+        return newest[1] if newest is not None else None
 
     def log_text(self) -> str:
         """Return what the local cloud logged so far."""

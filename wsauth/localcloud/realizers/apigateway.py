@@ -3,11 +3,15 @@ API Gateway account settings (`apigateway`).
 
 Each API, with its stage, routes, integrations and `$connect` authorizer, is assembled into an
 `ApiSpec` once the program ran (`api_specs`): resources arrive in any order, and a route is
-checked against what it names only when everything is there.
+checked against what it names only when everything is there. Custom domain names and their API
+mappings are recorded (the gateway serves `ws://HOST:PORT/{stage}`, no TLS, no host names):
+each answers with the regional target AWS would give it, and `custom_domains` tells the runner
+which API and stage each domain stands for.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,21 +27,28 @@ from wsauth.localcloud.realizers.base import (
     drop_none,
     random_id,
     record,
+    stable_id,
 )
 from wsauth.localcloud.realizers.lambda_ import LambdaRealizer
-from wsauth.localcloud.spec import ApiSpec, AuthorizerSpec, Limits, RouteSpec
+from wsauth.localcloud.spec import ApiSpec, AuthorizerSpec, CustomDomainSpec, Limits, RouteSpec
 
 __all__ = ["ApiGatewayRealizer"]
 
 _ACCOUNT = "aws:apigateway/account:Account"
+_DOMAIN_NAME = "aws:apigatewayv2/domainName:DomainName"
+_API_MAPPING = "aws:apigatewayv2/apiMapping:ApiMapping"
 
 # Bookkeeping of a deployment the local gateway does not need: its stage serves the routes as
-# declared (auto-deploy), and responses are the functions' own.
-_RECORDED = (
-    "aws:apigatewayv2/deployment:Deployment",
-    "aws:apigatewayv2/routeResponse:RouteResponse",
-    "aws:apigatewayv2/integrationResponse:IntegrationResponse",
-)
+# declared (auto-deploy), and responses are the functions' own. Each with how the start-up
+# summary names it.
+_RECORDED = {
+    "aws:apigatewayv2/deployment:Deployment": ("API deployment", "API deployments"),
+    "aws:apigatewayv2/routeResponse:RouteResponse": ("route response", "route responses"),
+    "aws:apigatewayv2/integrationResponse:IntegrationResponse": (
+        "integration response",
+        "integration responses",
+    ),
+}
 
 
 class ApiGatewayRealizer(ServiceRealizer):
@@ -56,6 +67,8 @@ class ApiGatewayRealizer(ServiceRealizer):
         # The region's API Gateway account settings: unset, as on a new account, until the
         # program sets them.
         self.api_gateway_account: dict[str, Any] = {}
+        self.domain_names: dict[str, dict[str, Any]] = {}  # domain name → outputs
+        self.api_mappings: list[dict[str, Any]] = []
 
     def creators(self) -> Mapping[str, Creator]:
         creators: dict[str, Creator] = {
@@ -64,10 +77,12 @@ class ApiGatewayRealizer(ServiceRealizer):
             "aws:apigatewayv2/integration:Integration": self._integration,
             "aws:apigatewayv2/route:Route": self._route,
             "aws:apigatewayv2/stage:Stage": self._stage,
+            _DOMAIN_NAME: self._domain_name,
+            _API_MAPPING: self._api_mapping,
             _ACCOUNT: self._account,
         }
-        for typ in _RECORDED:
-            creators[typ] = self._record
+        for typ, (one, many) in _RECORDED.items():
+            creators[typ] = self._recorder(typ, one, many)
         return creators
 
     def read(self, typ: str, name: str, resource_id: str) -> Realized | None:
@@ -126,13 +141,68 @@ class ApiGatewayRealizer(ServiceRealizer):
 
     def _account(self, name: str, inputs: dict[str, Any]) -> Realized:
         self.api_gateway_account = drop_none({"cloudwatchRoleArn": inputs.get("cloudwatchRoleArn")})
+        self.note_recorded(_ACCOUNT, "API Gateway account", "API Gateway accounts")
         return ACCOUNT_ID, {**inputs, "id": ACCOUNT_ID}
 
-    def _record(self, name: str, inputs: dict[str, Any]) -> Realized:
-        outputs = record(name, inputs)
-        return outputs["id"], outputs
+    def _recorder(self, typ: str, one: str, many: str) -> Creator:
+        def create(name: str, inputs: dict[str, Any]) -> Realized:
+            outputs = record(name, inputs)
+            self.note_recorded(typ, one, many)
+            return outputs["id"], outputs
+
+        return create
+
+    def _domain_name(self, name: str, inputs: dict[str, Any]) -> Realized:
+        domain = str(inputs.get("domainName") or name)
+        # What AWS answers: the regional name a DNS alias of the domain points at, in API
+        # Gateway's hosted zone of the region.
+        target = {
+            "targetDomainName": api_domain(f"d-{stable_id(_DOMAIN_NAME + domain)}", self.region),
+            "hostedZoneId": "Z" + stable_id(f"apigateway/{self.region}", 13, _UPPER_ID),
+        }
+        configuration = inputs.get("domainNameConfiguration") or {}
+        if isinstance(configuration, list):  # older providers: a list of one
+            answered: Any = [{**_DOMAIN_DEFAULTS, **each, **target} for each in configuration]
+        else:
+            answered = {**_DOMAIN_DEFAULTS, **configuration, **target}
+        outputs = {
+            **inputs,
+            "id": domain,
+            "domainName": domain,
+            "arn": f"arn:aws:apigateway:{self.region}::/domainnames/{domain}",
+            "apiMappingSelectionExpression": "$request.basepath",
+            "domainNameConfiguration": answered,
+        }
+        self.domain_names[domain] = outputs
+        self.note_recorded(_DOMAIN_NAME, "custom domain", "custom domains", detail=domain)
+        return domain, outputs
+
+    def _api_mapping(self, name: str, inputs: dict[str, Any]) -> Realized:
+        mapping_id = stable_id(_API_MAPPING + name, 6)
+        self.api_mappings.append(inputs)
+        self.note_recorded(_API_MAPPING, "API mapping", "API mappings")
+        return mapping_id, {**inputs, "id": mapping_id}
 
     # --- after the program ran --------------------------------------------------------------
+
+    def custom_domains(self) -> list[CustomDomainSpec]:
+        """Each API mapping of a custom domain to one of the program's APIs, by domain and key
+        (a mapping naming an API or domain the program does not declare is left out)."""
+        found = []
+        for mapping in self.api_mappings:
+            domain = str(mapping.get("domainName") or "")
+            api_id = str(mapping.get("apiId") or "")
+            if domain not in self.domain_names or api_id not in self.apis:
+                continue
+            found.append(
+                CustomDomainSpec(
+                    domain_name=domain,
+                    api_id=api_id,
+                    stage=str(mapping.get("stage") or ""),
+                    mapping_key=str(mapping.get("apiMappingKey") or ""),
+                )
+            )
+        return sorted(found, key=lambda spec: (spec.domain_name, spec.mapping_key))
 
     def api_specs(self, limits: Limits, lambdas: LambdaRealizer) -> list[ApiSpec]:
         """Assemble each WebSocket API the program declares for a gateway of its own.
@@ -194,6 +264,10 @@ class ApiGatewayRealizer(ServiceRealizer):
             execution_arn=f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{api_id}",
             authorizer_id=authorizer_id,
         )
+
+
+_UPPER_ID = string.ascii_uppercase + string.digits
+_DOMAIN_DEFAULTS = {"endpointType": "REGIONAL", "securityPolicy": "TLS_1_2"}
 
 
 def _function_for_uri(uri: str, lambdas: LambdaRealizer) -> str:

@@ -7,6 +7,7 @@ resource's id and outputs, under the names and in the shapes pulumi-aws gives th
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import random
 import string
@@ -21,13 +22,17 @@ __all__ = [
     "RealizeContext",
     "RealizeError",
     "Realized",
+    "Recorded",
     "ServiceRealizer",
     "api_domain",
     "auto_name",
+    "describe_recorded",
     "drop_none",
     "machine_architecture",
     "random_id",
     "record",
+    "stable_id",
+    "stable_uuid",
 ]
 
 ACCOUNT_ID = "123456789012"
@@ -55,9 +60,29 @@ def machine_architecture() -> str:
     return "arm64" if machine in ("aarch64", "arm64") else "x86_64"
 
 
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
 def random_id(length: int = 10) -> str:
     """Return an id of lowercase letters and digits, as AWS's generated ids look."""
-    return "".join(random.choices(string.ascii_lowercase + string.digits, k=length))
+    return "".join(random.choices(_ID_ALPHABET, k=length))
+
+
+def stable_id(seed: str, length: int = 10, alphabet: str = _ID_ALPHABET) -> str:
+    """Return an AWS-looking id derived from `seed` (the same program gets the same ids on
+    every start, where nothing would ever look the id up)."""
+    number = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
+    characters = []
+    for _ in range(length):
+        number, index = divmod(number, len(alphabet))
+        characters.append(alphabet[index])
+    return "".join(characters)
+
+
+def stable_uuid(seed: str) -> str:
+    """Return a UUID-shaped id derived from `seed` (ACM certificates', SNS subscriptions')."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
 def auto_name(name: str) -> str:
@@ -74,6 +99,33 @@ def record(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """Outputs of a resource that is only recorded: its inputs, with its name as name and id."""
     resource_name = inputs.get("name") or auto_name(name)
     return {**inputs, "id": resource_name, "name": resource_name}
+
+
+@dataclass
+class Recorded:
+    """Resources of one kind that are only recorded (nothing runs locally), as the start-up
+    summary names them: `1 SNS topic`, `9 CloudWatch alarms`, `1 custom domain (chat.example.com)`.
+    """
+
+    typ: str
+    """The Pulumi type token (the summary orders kinds by it within a service)."""
+    one: str
+    many: str
+    count: int = 0
+    details: list[str] = field(default_factory=list)
+    """What the summary shows in parentheses (a custom domain's name)."""
+
+    def describe(self) -> str:
+        """`3 log metric filters`, `1 custom domain (chat.example.com)`."""
+        text = f"{self.count} {self.one if self.count == 1 else self.many}"
+        if self.details:
+            text += f" ({', '.join(sorted(self.details))})"
+        return text
+
+
+def describe_recorded(kinds: list[Recorded]) -> str:
+    """The summary's list of recorded resources, e.g. `9 CloudWatch alarms, 1 SNS topic`."""
+    return ", ".join(kind.describe() for kind in kinds)
 
 
 @dataclass
@@ -121,11 +173,27 @@ class ServiceRealizer:
 
     def __init__(self, context: RealizeContext) -> None:
         self.context = context
+        self.recorded: dict[tuple[str, str], Recorded] = {}
+        """What this service only recorded, by (type, singular name), for the summary."""
 
     @property
     def region(self) -> str:
         """The stack's region."""
         return self.context.region
+
+    def note_recorded(self, typ: str, one: str, many: str, detail: str | None = None) -> None:
+        """Count a resource that is only recorded under the name the summary gives its kind.
+
+        Args:
+            typ: Its type token.
+            one: The kind's name for one (`CloudWatch alarm`).
+            many: For several (`CloudWatch alarms`).
+            detail: Shown after the count in parentheses (a custom domain's name).
+        """
+        kind = self.recorded.setdefault((typ, one), Recorded(typ, one, many))
+        kind.count += 1
+        if detail:
+            kind.details.append(detail)
 
     def creators(self) -> Mapping[str, Creator]:
         """Return the Pulumi type tokens this service realizes, each with its creator."""
