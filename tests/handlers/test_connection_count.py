@@ -3,6 +3,7 @@ forgets a connection, read with one BatchGetItem and published by the minute job
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -295,6 +296,45 @@ def test_a_failed_count_in_never_refuses_the_connection(
     assert [item["connectionId"]["S"] for item in connection_items(dynamodb, table_name)] == [
         "conn-1"
     ]
+
+
+def test_the_count_is_written_beside_the_item(dynamodb: Any, table_name: str) -> None:
+    """`$connect` waits for one round trip, not two: the item's PutItem cannot finish until the
+    count's UpdateItem has started (sequential writes would wait here for 10 s, then fail)."""
+    started = threading.Event()
+
+    class Overlapping:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def update_item(self, **request: Any) -> Any:
+            started.set()
+            return dynamodb.update_item(**request)
+
+        def put_item(self, **request: Any) -> Any:
+            assert started.wait(10), "the count's write did not run beside the item's"
+            return dynamodb.put_item(**request)
+
+    _store(Overlapping(), table_name, "conn-1")  # type: ignore[arg-type]
+
+    assert sum(_shards(dynamodb, table_name).values()) == 1
+
+
+def test_a_connection_not_stored_is_not_counted(dynamodb: Any, table_name: str) -> None:
+    """PutItem refused: the count it was added to is taken back, and the error still raised."""
+
+    class NoPuts:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def put_item(self, **request: Any) -> Any:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Put")
+
+    with pytest.raises(ClientError):
+        _store(NoPuts(), table_name, "conn-1")  # type: ignore[arg-type]
+
+    assert sum(_shards(dynamodb, table_name).values()) == 0
+    assert connection_items(dynamodb, table_name) == []
 
 
 def test_shards_stay_out_of_both_indexes(dynamodb: Any, table_name: str) -> None:
