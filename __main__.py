@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from pulumi_wsauth import (
     ApiDomain,
@@ -62,6 +63,11 @@ def _snake_case_keys(overrides: Any) -> Any:
     }
 
 
+def _camel_case(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 monitoring = config.get_bool("monitoring")
 monitoring_config = {
     "alarm_email": config.get("alarmEmail"),
@@ -81,12 +87,23 @@ domain_settings = ApiDomainSettings(
     **{key: value for key, value in domain_config.items() if value}  # type: ignore[typeddict-item]
 )
 
+
+def _stack_region() -> str:
+    """The provider's region: from config, else as the provider resolves it (AWS_REGION, the
+    profile), so that a certificate in another region is refused whatever set the region."""
+    return pulumi.Config("aws").get("region") or aws.get_region().region
+
+
 # Refuse bad config before the pool and the table are declared, not halfway through.
 SecuredWebSocketApi.validate(api_settings)
 if monitoring is not False:
     ApiMonitoring.validate(monitoring_settings)
+elif monitoring_settings:
+    given = ", ".join(f"wsauth:{_camel_case(key)}" for key in sorted(monitoring_settings))
+    raise ValueError(f"{given}: no effect with wsauth:monitoring false; remove, or set it true")
 if domain_settings:
-    ApiDomain.validate(domain_settings, region=pulumi.Config("aws").get("region"))
+    region = _stack_region() if domain_settings.get("certificate_arn") else None
+    ApiDomain.validate(domain_settings, region=region)
 
 store_args = ConnectionStoreArgs()
 pool_args = AuthPoolArgs()
@@ -105,6 +122,7 @@ api = SecuredWebSocketApi(
         connection_table_name=store.table_name,
         connection_table_arn=store.table_arn,
         user_id_index_arn=store.user_id_index_arn,
+        connection_table_stream_arn=store.stream_arn,
         expiry_index_arn=store.expiry_index_arn,
         user_pool_arn=auth.user_pool_arn,
         **api_settings,

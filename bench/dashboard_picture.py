@@ -26,10 +26,11 @@ EXAMPLE = DashboardSubject(
     authorizer_function="wsauth-prod-api-authorizer",
     websocket_function="wsauth-prod-api-websocket",
     sweeper_function="wsauth-prod-api-sweeper",
+    counter_function="wsauth-prod-api-counter",
     table_name="connections-table-7c1e2a9",
     index_names=("userIdIndex", "expiryIndex"),
     authorizer_namespace="WsAuth/Authorizer/wsauth-prod-api-authorizer",
-    alarm_arns=["arn:aws:cloudwatch:eu-west-1:123456789012:alarm:wsauth-prod-ops-x"] * 10,
+    alarm_arns=["arn:aws:cloudwatch:eu-west-1:123456789012:alarm:wsauth-prod-ops-x"] * 13,
 )
 
 

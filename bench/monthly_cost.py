@@ -40,23 +40,29 @@ PRICES = {
 }
 
 # The stack's own work, counted from its code and settings.
-ALARM_METRICS = 9 + 6
-"""Nine single-metric alarms, and table_throttles, which adds six metrics."""
+ALARM_METRICS = 12 + 6
+"""Twelve single-metric alarms, and table_throttles, which adds six metrics."""
 CUSTOM_METRICS = 3 + 3
 """ConnectionCount, FailedPushes, GonePushes (EMF); Allow, Deny, Error (metric filters)."""
-WRITE_UNITS_PER_CONNECTION = 10
-"""$connect: the item (+1 per index it lands in, 2), the user's count, the live count's shard;
-$disconnect: the same again, deleted. Items are under 1 KB."""
-LAMBDA_RUNS_PER_CONNECTION = 3
-"""The authorizer, $connect, $disconnect."""
+WRITE_UNITS_PER_CONNECTION = 8
+"""$connect: the item (+1 per index it lands in, 2) and the user's count; $disconnect: the same
+again, deleted. Items are under 1 KB."""
+COUNTER_BATCH = 100
+"""Stream records per counter run (and per write to the count) when connections come and go
+faster than one batch per 5-second window; slower, one run per window at most."""
 LOG_BYTES_PER_RUN = 350
 """Lambda's START, END and REPORT lines, plus the function's own JSON line."""
 ACCESS_LOG_BYTES = 650
 """One access-log line per connect, disconnect and client message."""
-SECONDS = {"authorizer": (0.5, 0.010), "websocket": (0.25, 0.030), "minute job": (0.25, 0.300)}
+SECONDS = {
+    "authorizer": (0.5, 0.010),
+    "websocket": (0.25, 0.030),
+    "minute job": (0.25, 0.300),
+    "counter": (0.125, 0.020),
+}
 """Memory (GB) and billed seconds per run, warm: the authorizer verifies a cached key, the
-websocket function makes one DynamoDB or @connections call, the minute job a BatchGetItem and
-a few queries."""
+websocket function makes one DynamoDB or @connections call, the minute job a GetItem and a few
+queries, the counter one UpdateItem."""
 
 
 @dataclass(frozen=True)
@@ -93,21 +99,26 @@ def monthly_cost(size: Size) -> dict[str, float]:
         + max(messages - 1e9, 0) * p["api_message_over_a_billion"]
         + connection_minutes * p["api_connection_minute"]
     )
+    # Stream records reach the counter in batches: a run per 5-second window that has any,
+    # more only when a window holds over a batch.
+    events, windows = 2 * connections, 12 * MINUTES_PER_MONTH
+    counter_runs = min(events, max(windows, events / COUNTER_BATCH))
     runs = {
         "authorizer": connections,
         "websocket": 2 * connections + client_messages,
         "minute job": minute_job_runs,
+        "counter": counter_runs,
     }
     lambda_cost = sum(
         count * (p["lambda_request"] + gb * seconds * p["lambda_gb_second_arm64"])
         for role, count in runs.items()
         for gb, seconds in [SECONDS[role]]
     )
-    # The minute job reads 16 counter items (eventually consistent: half a unit each).
-    dynamodb = (
-        connections * WRITE_UNITS_PER_CONNECTION * p["dynamodb_write_unit"]
-        + minute_job_runs * 8 * p["dynamodb_read_unit"]
-    )
+    # The counter writes once per run; the minute job reads one item (eventually consistent:
+    # half a unit). Lambda's reads of the stream are free.
+    dynamodb = (connections * WRITE_UNITS_PER_CONNECTION + counter_runs) * p[
+        "dynamodb_write_unit"
+    ] + minute_job_runs * 0.5 * p["dynamodb_read_unit"]
     log_bytes = (
         sum(runs.values()) * LOG_BYTES_PER_RUN
         + (2 * connections + client_messages) * ACCESS_LOG_BYTES

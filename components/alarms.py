@@ -1,8 +1,9 @@
 """The alarms `ApiMonitoring` declares: what each watches, its default rule, and overrides.
 
-Every alarm counts events (a Sum) over a period and fires when the count reaches its threshold
-in enough periods. Missing data is "not breaching": a quiet API emits no datapoints, and no
-traffic is not an incident.
+Most alarms count events (a Sum) over a period and fire when the count reaches its threshold
+in enough periods; for them missing data is "not breaching": a quiet API emits no datapoints,
+and no traffic is not an incident. The heartbeat (`count_missing`) is the other way round: a
+count the minute job stopped publishing is what it watches for.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
+
+from wsauth.handlers.metrics import CONNECTION_COUNT, FAILED_PUSHES, NAMESPACE
 
 from ._validation import require_int_range, require_number_range
 
@@ -57,6 +60,16 @@ class AlarmKind:
     action: str
     """What to do first."""
     default: AlarmRule
+    subject: str
+    """Whose metric: a function of the API (`authorizer`, `websocket`, `sweeper`, `counter`:
+    dimension FunctionName), the API's `stage` (ApiId, Stage), or the connection `table` and
+    its indexes (a sum of their throttle metrics)."""
+    metric: str = ""
+    """The metric's name (not for `table`)."""
+    namespace: str = "AWS/Lambda"
+    statistic: str = "Sum"
+    comparison: str = "GreaterThanOrEqualToThreshold"
+    missing_data: str = "notBreaching"
 
 
 ALARMS: dict[str, AlarmKind] = {
@@ -66,6 +79,8 @@ ALARMS: dict[str, AlarmKind] = {
         "read the authorizer's log group for outcome=error; jwks_unavailable means Cognito's "
         "keys could not be fetched (network, VPC egress, the pool deleted)",
         AlarmRule(threshold=5),
+        subject="authorizer",
+        metric="Errors",
     ),
     "authorizer_throttles": AlarmKind(
         "Authorizer function throttles (AWS/Lambda Throttles)",
@@ -73,36 +88,80 @@ ALARMS: dict[str, AlarmKind] = {
         "raise the account's concurrency quota or its reserved concurrency; look for a "
         "connection storm in ConnectCount",
         AlarmRule(threshold=1),
+        subject="authorizer",
+        metric="Throttles",
     ),
     "websocket_errors": AlarmKind(
         "Websocket function errors (AWS/Lambda Errors)",
         "connects, disconnects or messages failed; clients saw 'Internal server error'",
         "read the websocket function's log group for its JSON error lines",
         AlarmRule(threshold=5),
+        subject="websocket",
+        metric="Errors",
     ),
     "websocket_throttles": AlarmKind(
         "Websocket function throttles (AWS/Lambda Throttles)",
         "connects or messages were refused before any code ran",
         "raise the account's concurrency quota or the function's reserved concurrency",
         AlarmRule(threshold=1),
+        subject="websocket",
+        metric="Throttles",
     ),
     "sweeper_errors": AlarmKind(
         "Minute job errors (AWS/Lambda Errors), 15 minutes in a row",
-        "the live count stops and expired idle sessions stay open",
-        "read the sweeper function's log group; check the table and its expiryIndex",
+        "the live count is not published and expired idle sessions stay open",
+        "read the sweeper function's log group (count_failed: it could not read the count; "
+        "else the table or its expiryIndex)",
         AlarmRule(threshold=1, evaluation_periods=3, datapoints_to_alarm=3),
+        subject="sweeper",
+        metric="Errors",
+    ),
+    "counter_errors": AlarmKind(
+        "Counter function errors (AWS/Lambda Errors), 15 minutes in a row",
+        "the live count stands still: Lambda retries the same stream batch until it succeeds",
+        "read the counter function's log group; its only write is the count's item",
+        AlarmRule(threshold=1, evaluation_periods=3, datapoints_to_alarm=3),
+        subject="counter",
+        metric="Errors",
+    ),
+    "counter_lag": AlarmKind(
+        "Counter lag (AWS/Lambda IteratorAge, the oldest stream record's age in ms)",
+        "the live count is more than 5 minutes behind the table",
+        "look at counter_errors and the counter's throttles; the stream keeps 24 hours",
+        AlarmRule(threshold=300_000),
+        subject="counter",
+        metric="IteratorAge",
+        statistic="Maximum",
+    ),
+    "count_missing": AlarmKind(
+        "No live count published (WsAuth ConnectionCount samples), 15 minutes in a row",
+        "the minute job is not running: no count, and with sessions no sweep",
+        "check the schedule rule (enabled?), the sweeper function's throttles and errors",
+        AlarmRule(threshold=1, evaluation_periods=3, datapoints_to_alarm=3),
+        subject="stage",
+        metric=CONNECTION_COUNT,
+        namespace=NAMESPACE,
+        statistic="SampleCount",
+        comparison="LessThanThreshold",
+        missing_data="breaching",
     ),
     "integration_errors": AlarmKind(
         "API Gateway IntegrationError for the stage",
         "the websocket function could not be invoked or answered an error status",
         "read the stage's access log (integrationError) and the function's log group",
         AlarmRule(threshold=5),
+        subject="stage",
+        metric="IntegrationError",
+        namespace="AWS/ApiGateway",
     ),
     "execution_errors": AlarmKind(
         "API Gateway ExecutionError for the stage",
         "API Gateway itself failed to run requests (often the authorizer failing or timing out)",
         "read the stage's access log (errorMessage, authorizerError)",
         AlarmRule(threshold=5),
+        subject="stage",
+        metric="ExecutionError",
+        namespace="AWS/ApiGateway",
     ),
     "client_errors": AlarmKind(
         "API Gateway ClientError for the stage (a spike)",
@@ -110,6 +169,9 @@ ALARMS: dict[str, AlarmKind] = {
         "forged tokens (403), missing tokens (401)",
         "read the stage's access log by status; 429s mean the stage's throttling limits",
         AlarmRule(threshold=100),
+        subject="stage",
+        metric="ClientError",
+        namespace="AWS/ApiGateway",
     ),
     "table_throttles": AlarmKind(
         "DynamoDB throttled reads and writes on the connection table and its indexes",
@@ -117,12 +179,16 @@ ALARMS: dict[str, AlarmKind] = {
         "look for a burst beyond twice the table's previous peak (on-demand) or raise its "
         "capacity; retries hide a few",
         AlarmRule(threshold=10),
+        subject="table",
     ),
     "failed_pushes": AlarmKind(
         "Failed pushes (WsAuth FailedPushes: @connections calls refused, 429 or 5xx)",
         "messages to clients were lost: echo, pushes from senders, session notices",
         "429 means the account's @connections rate; read the senders' logs for the codes",
         AlarmRule(threshold=10),
+        subject="stage",
+        metric=FAILED_PUSHES,
+        namespace=NAMESPACE,
     ),
 }
 """Every alarm, by the key callers use to override it."""

@@ -41,6 +41,8 @@ class ConnectionStore(pulumi.ComponentResource):
     """The index's ARN (`{table_arn}/index/userIdIndex`), for IAM policies."""
     expiry_index_arn: pulumi.Output[str]
     """The ARN of `expiryIndex` (`{table_arn}/index/expiryIndex`), for the sweeper's policy."""
+    stream_arn: pulumi.Output[str]
+    """The table's stream (old images), from which the live connection count is kept."""
 
     def __init__(
         self,
@@ -94,6 +96,11 @@ class ConnectionStore(pulumi.ComponentResource):
             ],
             # Items outlive their connection only if `$disconnect` never ran; TTL sweeps them.
             ttl=aws.dynamodb.TableTtlArgs(attribute_name="removedAt", enabled=True),
+            # Every item created or removed, by whatever path (the TTL's deletes included):
+            # the live connection count follows it. A removal's old image tells the counter
+            # when that connection began (one counted in before the stream, or not).
+            stream_enabled=True,
+            stream_view_type="OLD_IMAGE",
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             # enabled=True selects the AWS managed key (aws/dynamodb): key use shows in
             # CloudTrail, and the functions need no KMS permission of their own.
@@ -107,6 +114,7 @@ class ConnectionStore(pulumi.ComponentResource):
         self.user_id_index_name = pulumi.Output.from_input(USER_ID_INDEX)
         self.user_id_index_arn = table.arn.apply(lambda arn: f"{arn}/index/{USER_ID_INDEX}")
         self.expiry_index_arn = table.arn.apply(lambda arn: f"{arn}/index/{EXPIRY_INDEX}")
+        self.stream_arn = table.stream_arn
         self.register_outputs(
             {
                 "table_name": self.table_name,
@@ -114,5 +122,6 @@ class ConnectionStore(pulumi.ComponentResource):
                 "user_id_index_name": self.user_id_index_name,
                 "user_id_index_arn": self.user_id_index_arn,
                 "expiry_index_arn": self.expiry_index_arn,
+                "stream_arn": self.stream_arn,
             }
         )

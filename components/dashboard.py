@@ -28,6 +28,7 @@ class DashboardSubject:
     authorizer_function: str
     websocket_function: str
     sweeper_function: str
+    counter_function: str
     table_name: str
     index_names: Sequence[str]
     authorizer_namespace: str
@@ -43,6 +44,7 @@ def dashboard_body(subject: DashboardSubject) -> str:
         ("authorizer", s.authorizer_function),
         ("websocket", s.websocket_function),
         ("minute job", s.sweeper_function),
+        ("counter", s.counter_function),
     )
 
     def per_function(metric: str, stat: str) -> list[list[Any]]:
@@ -57,14 +59,15 @@ def dashboard_body(subject: DashboardSubject) -> str:
     ] + [
         [
             "AWS/DynamoDB",
-            "WriteThrottleEvents",
+            metric,
             "TableName",
             s.table_name,
             "GlobalSecondaryIndexName",
             index,
-            {"label": f"{index} writes"},
+            {"label": f"{index} {label}"},
         ]
         for index in s.index_names
+        for metric, label in (("ReadThrottleEvents", "reads"), ("WriteThrottleEvents", "writes"))
     ]
     widgets = [
         _single_value(
@@ -109,13 +112,13 @@ def dashboard_body(subject: DashboardSubject) -> str:
             s.region,
         ),
         _time_series(
-            (0, 12, 8, 6),
+            (0, 12, 8, 8),
             "Throttles",
             per_function("Throttles", "Sum") + table_throttles,
             s.region,
         ),
         _time_series(
-            (8, 12, 8, 6),
+            (8, 12, 8, 8),
             "Pushes that did not arrive",
             [
                 [METRICS_NAMESPACE, FAILED_PUSHES, *stage, {"label": "failed (429, 5xx)"}],
@@ -128,7 +131,7 @@ def dashboard_body(subject: DashboardSubject) -> str:
             "x": 16,
             "y": 12,
             "width": 8,
-            "height": 6,
+            "height": 8,
             "properties": {"title": "Alarms", "alarms": list(s.alarm_arns)},
         },
     ]

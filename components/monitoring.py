@@ -11,10 +11,8 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from wsauth.handlers.metrics import FAILED_PUSHES
-
 from ._validation import require_pattern
-from .alarms import ALARMS, AlarmOverride, AlarmRule, resolve_alarm_rules
+from .alarms import ALARMS, AlarmKind, AlarmOverride, AlarmRule, resolve_alarm_rules
 from .connection_store import EXPIRY_INDEX, USER_ID_INDEX, ConnectionStore
 from .dashboard import METRICS_NAMESPACE, DashboardSubject, dashboard_body
 from .naming import physical_name
@@ -137,7 +135,6 @@ class ApiMonitoring(pulumi.ComponentResource):
                 opts=child,
             )
 
-        stage_dimensions = {"ApiId": api.api_id, "Stage": api.stage_name}
         alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         for key, rule in rules.items():
             kind = ALARMS[key]
@@ -148,15 +145,16 @@ class ApiMonitoring(pulumi.ComponentResource):
                     f"{kind.title}. Means: {kind.meaning}. First: {kind.action}. "
                     "(README, 'Operating it')"
                 ),
-                comparison_operator="GreaterThanOrEqualToThreshold",
+                comparison_operator=kind.comparison,
                 threshold=rule.threshold,
                 evaluation_periods=rule.evaluation_periods,
                 datapoints_to_alarm=rule.datapoints_to_alarm,
-                # A quiet API publishes nothing: no data is not an incident.
-                treat_missing_data="notBreaching",
+                # A quiet API publishes nothing: no data is not an incident (except for the
+                # heartbeat, which watches for exactly that).
+                treat_missing_data=kind.missing_data,
                 alarm_actions=[topic_arn],
                 ok_actions=[topic_arn],
-                **_watched_metric(key, rule, api, store, stage_dimensions),
+                **_watched_metric(kind, rule, api, store),
                 opts=child,
             )
 
@@ -172,6 +170,7 @@ class ApiMonitoring(pulumi.ComponentResource):
                 api.authorizer_function_name,
                 api.websocket_function_name,
                 api.sweeper_function_name,
+                api.counter_function_name,
                 store.table_name,
                 namespace,
                 *(alarm.arn for alarm in alarms.values()),
@@ -184,10 +183,11 @@ class ApiMonitoring(pulumi.ComponentResource):
                         authorizer_function=values[3],
                         websocket_function=values[4],
                         sweeper_function=values[5],
-                        table_name=values[6],
+                        counter_function=values[6],
+                        table_name=values[7],
                         index_names=(USER_ID_INDEX, EXPIRY_INDEX),
-                        authorizer_namespace=values[7],
-                        alarm_arns=values[8:],
+                        authorizer_namespace=values[8],
+                        alarm_arns=values[9:],
                     )
                 )
             )
@@ -208,44 +208,38 @@ class ApiMonitoring(pulumi.ComponentResource):
 
 
 def _watched_metric(
-    key: str,
-    rule: AlarmRule,
-    api: SecuredWebSocketApi,
-    store: ConnectionStore,
-    stage_dimensions: dict[str, pulumi.Output[str]],
+    kind: AlarmKind, rule: AlarmRule, api: SecuredWebSocketApi, store: ConnectionStore
 ) -> dict[str, Any]:
-    """The MetricAlarm arguments naming what alarm `key` counts, over `rule`'s period."""
-    single = {"statistic": "Sum", "period": rule.period_seconds}
-    function = {
+    """The MetricAlarm arguments naming what an alarm of `kind` watches, over `rule`'s period."""
+    if kind.subject == "table":
+        return {"metric_queries": _table_throttles(rule, store)}
+    dimensions: dict[str, pulumi.Input[str]] = (
+        {"ApiId": api.api_id, "Stage": api.stage_name}
+        if kind.subject == "stage"
+        else {"FunctionName": _function_names(api)[kind.subject]}
+    )
+    return {
+        "namespace": kind.namespace,
+        "metric_name": kind.metric,
+        "dimensions": dimensions,
+        "statistic": kind.statistic,
+        "period": rule.period_seconds,
+    }
+
+
+def _function_names(api: SecuredWebSocketApi) -> dict[str, pulumi.Output[str]]:
+    return {
         "authorizer": api.authorizer_function_name,
         "websocket": api.websocket_function_name,
         "sweeper": api.sweeper_function_name,
+        "counter": api.counter_function_name,
     }
-    owner, _, what = key.partition("_")
-    if owner in function:
-        return {
-            **single,
-            "namespace": "AWS/Lambda",
-            "metric_name": what.capitalize(),
-            "dimensions": {"FunctionName": function[owner]},
-        }
-    if key in ("integration_errors", "execution_errors", "client_errors"):
-        metric = {"integration": "IntegrationError", "execution": "ExecutionError"}
-        return {
-            **single,
-            "namespace": "AWS/ApiGateway",
-            "metric_name": metric.get(owner, "ClientError"),
-            "dimensions": stage_dimensions,
-        }
-    if key == "failed_pushes":
-        return {
-            **single,
-            "namespace": METRICS_NAMESPACE,
-            "metric_name": FAILED_PUSHES,
-            "dimensions": stage_dimensions,
-        }
-    assert key == "table_throttles", key
-    # Throttles of the table and of each index are separate metrics: the alarm adds them up.
+
+
+def _table_throttles(
+    rule: AlarmRule, store: ConnectionStore
+) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
+    """Throttles of the table and of each index are separate metrics: the alarm adds them up."""
     table: dict[str, pulumi.Input[str]] = {"TableName": store.table_name}
     watched = [
         ({**table, **index}, metric)
@@ -268,9 +262,10 @@ def _watched_metric(
     ]
     total = aws.cloudwatch.MetricAlarmMetricQueryArgs(
         id="throttles",
-        # Arithmetic counts a missing value (DynamoDB publishes only non-zero counts) as 0.
-        expression=" + ".join(f"m{number}" for number in range(1, len(watched) + 1)),
+        # DynamoDB publishes these only when they are not zero: each term is filled with 0
+        # where it has no datapoint, so the sum exists (and the alarm clears) whenever any does.
+        expression=" + ".join(f"FILL(m{number}, 0)" for number in range(1, len(watched) + 1)),
         label="Throttled requests (table and indexes)",
         return_data=True,
     )
-    return {"metric_queries": [*queries, total]}
+    return [*queries, total]

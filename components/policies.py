@@ -7,13 +7,12 @@ from typing import Any
 
 import pulumi
 
-# The keys of the live connection count's counter items (`handlers.connections`).
-COUNTER_KEY_PATTERN = "stats#connections#*"
+from wsauth.handlers.connections import COUNT_KEY
 
 __all__ = [
-    "COUNTER_KEY_PATTERN",
     "assumable_by",
     "authorizer_policy",
+    "counter_policy",
     "sweeper_policy",
     "websocket_policy",
 ]
@@ -65,10 +64,9 @@ def websocket_policy(
 ) -> pulumi.Output[str]:
     """Items of this table and its index, this stage's connections, its own logs.
 
-    `UpdateItem` keeps the live connection count (the table's counter shards) and, with
-    sessions, moves an item's expiry and keeps each user's item. With sessions (`user_pool_arn`
-    given) the function also closes expired and signed-out connections (`DELETE`) and signs a
-    user out everywhere in this pool; with a limit per user it may ask whether a stored
+    With sessions (`user_pool_arn` given) the function also moves an item's expiry and keeps
+    each user's item (`UpdateItem`), closes expired and signed-out connections (`DELETE`) and
+    signs a user out everywhere in this pool; with a limit per user it may ask whether a stored
     connection still exists (`GET`), to heal a count a lost `$disconnect` left too high.
     Without either it only answers (`POST`).
     """
@@ -76,13 +74,10 @@ def websocket_policy(
     def document(args: list[str | None]) -> str:
         log_arn, table, index, execution, stage, pool = (str(a) for a in args)
         sessions = args[5] is not None
-        item_actions = [
-            "dynamodb:PutItem",
-            "dynamodb:GetItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:UpdateItem",
-        ]
+        item_actions = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"]
         methods = ["POST"]
+        if sessions or heal_connection_count:
+            item_actions.append("dynamodb:UpdateItem")
         if sessions:
             methods.append("DELETE")
         if heal_connection_count:
@@ -131,8 +126,8 @@ def sweeper_policy(
     *,
     expiry_index_arn: pulumi.Input[str] | None,
 ) -> pulumi.Output[str]:
-    """Read the live count's counter items; with sessions (`expiry_index_arn` given), find
-    expired sessions in their index only, tell and close them, and forget gone ones."""
+    """Read the live count's item; with sessions (`expiry_index_arn` given), find expired
+    sessions in their index only, tell and close them, and forget gone ones."""
 
     def document(args: list[str | None]) -> str:
         log_arn, table, execution, stage, index = (str(a) for a in args)
@@ -140,12 +135,9 @@ def sweeper_policy(
             {
                 "Sid": "ReadTheConnectionCount",
                 "Effect": "Allow",
-                "Action": ["dynamodb:BatchGetItem"],
+                "Action": ["dynamodb:GetItem"],
                 "Resource": [table],
-                # The counter shards only, never a connection or a user.
-                "Condition": {
-                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [COUNTER_KEY_PATTERN]}
-                },
+                **_count_item_only(),
             }
         ]
         if args[4] is not None:
@@ -159,7 +151,7 @@ def sweeper_policy(
                 {
                     # Only for a connection API Gateway no longer knows (410): its
                     # `$disconnect` was lost, so nothing else deletes the item, nor counts it
-                    # out of its user's open connections and the live count (UpdateItem).
+                    # out of its user's open connections (UpdateItem).
                     "Sid": "ForgetGoneConnections",
                     "Effect": "Allow",
                     "Action": ["dynamodb:DeleteItem", "dynamodb:UpdateItem"],
@@ -177,3 +169,53 @@ def sweeper_policy(
     return pulumi.Output.all(
         log_group_arn, table_arn, execution_arn, stage_name, expiry_index_arn
     ).apply(document)
+
+
+def counter_policy(
+    log_group_arn: pulumi.Input[str],
+    table_arn: pulumi.Input[str],
+    stream_arn: pulumi.Input[str],
+) -> pulumi.Output[str]:
+    """Read this table's stream (Lambda polls it with the function's role); add to the live
+    count's one item; its own logs."""
+
+    def document(args: list[str]) -> str:
+        log_arn, table, stream = args
+        return _document(
+            [
+                {
+                    "Sid": "ReadThisTablesStream",
+                    "Effect": "Allow",
+                    "Action": [
+                        "dynamodb:DescribeStream",
+                        "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator",
+                    ],
+                    "Resource": [stream],
+                },
+                {
+                    # Listing is asked of the table's streams, whose labels change when a stream
+                    # is replaced.
+                    "Sid": "ListThisTablesStreams",
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:ListStreams"],
+                    "Resource": [f"{table}/stream/*"],
+                },
+                {
+                    "Sid": "KeepTheConnectionCount",
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:UpdateItem"],
+                    "Resource": [table],
+                    **_count_item_only(),
+                },
+                _log_statement(log_arn),
+            ]
+        )
+
+    return pulumi.Output.all(log_group_arn, table_arn, stream_arn).apply(document)
+
+
+def _count_item_only() -> dict[str, Any]:
+    # The live count's item only (`handlers.connections.COUNT_KEY`), never a connection's or a
+    # user's: a condition on the partition key of every item the request touches.
+    return {"Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [COUNT_KEY]}}}

@@ -1,7 +1,9 @@
 """SecuredWebSocketApi: the WebSocket API, its Cognito authorizer, and its Lambda functions.
 
-Its settings, their defaults and validation live in `websocket_settings`; its IAM policies in
-`policies`; the region's logging role in `region_logging`.
+Its settings, their defaults and validation live in `websocket_settings`; how each function is
+built (role, policy, log group) in `functions`, and the two that no route invokes (the minute
+job, the connection counter) in `background_jobs`; its IAM policies in `policies`; the region's
+logging role in `region_logging`.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
 
 import pulumi
 import pulumi_aws as aws
 
 from . import packaging
 from ._validation import require_non_empty_list
+from .background_jobs import connection_counter, minute_job
+from .functions import FunctionFactory
 from .naming import physical_name
-from .policies import assumable_by, authorizer_policy, sweeper_policy, websocket_policy
+from .policies import authorizer_policy, websocket_policy
 from .region_logging import region_logging_role
 from .websocket_settings import (
     REFRESH_ROUTE_KEY,
@@ -25,7 +28,6 @@ from .websocket_settings import (
     SIGN_OUT_ROUTE_KEY,
     SecuredWebSocketApiArgs,
     SecuredWebSocketApiSettings,
-    Settings,
     require_route_key,
     validate,
 )
@@ -34,10 +36,6 @@ __all__ = ["SecuredWebSocketApi", "SecuredWebSocketApiArgs", "SecuredWebSocketAp
 
 AUTHORIZER_HANDLER = "handlers.authorizer.handler"
 WEBSOCKET_HANDLER = "handlers.websocket.handler"
-SWEEPER_HANDLER = "handlers.sweeper.handler"
-SWEEP_SCHEDULE = "rate(1 minute)"
-
-_LAMBDA_ASSUME_ROLE_POLICY = assumable_by("lambda.amazonaws.com")
 
 # One JSON object per line, so CloudWatch Logs Insights can query fields directly. The query
 # string is deliberately absent: with tokenSource=query it carries the JWT.
@@ -111,6 +109,8 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
     sweeper_function_name: pulumi.Output[str]
     """Name of the function that runs every minute: it publishes the live connection count
     and, with `session_expiry` `enforce`, closes expired sessions."""
+    counter_function_name: pulumi.Output[str]
+    """Name of the function that keeps the live connection count from the table's stream."""
 
     @staticmethod
     def validate(settings: SecuredWebSocketApiSettings) -> None:
@@ -134,6 +134,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             "connection_table_name",
             "connection_table_arn",
             "user_id_index_arn",
+            "connection_table_stream_arn",
         ):
             if args.get(key) is None:
                 raise ValueError(f"{key} is required")
@@ -158,10 +159,10 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         self._stage_name = stage_name
         self._route_keys: set[str] = set()
-        self._log_groups: dict[str, aws.cloudwatch.LogGroup] = {}
 
-        # One archive serves both functions; only the handler string differs.
+        # One archive serves every function; only the handler string differs.
         code = pulumi.FileArchive(str(packaging.build_lambda_archive(architecture, runtime)))
+        functions = FunctionFactory(name, self, code, settings)
 
         self._api = aws.apigatewayv2.Api(
             f"{name}-api",
@@ -178,11 +179,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             "TOKEN_USE": settings.token_use,
             "CLOCK_LEEWAY_SECONDS": str(settings.clock_leeway_seconds),
         }
-        authorizer_fn = self._function(
+        authorizer_fn = functions.create(
             "authorizer",
-            code=code,
             handler=AUTHORIZER_HANDLER,
-            settings=settings,
             memory_mb=settings.authorizer_memory_mb,
             timeout_seconds=settings.authorizer_timeout_seconds,
             environment={
@@ -199,11 +198,9 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
             "/",
             stage_name,
         )
-        websocket_fn = self._function(
+        websocket_fn = functions.create(
             "websocket",
-            code=code,
             handler=WEBSOCKET_HANDLER,
-            settings=settings,
             memory_mb=settings.websocket_memory_mb,
             timeout_seconds=settings.websocket_timeout_seconds,
             environment={
@@ -308,9 +305,16 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         )
         self.region = self._api.execution_arn.apply(lambda arn: arn.split(":")[3])
         self.authorizer_function_name = authorizer_fn.name
-        self.authorizer_log_group_name = self._log_groups["authorizer"].name
+        self.authorizer_log_group_name = functions.log_groups["authorizer"].name
         self.websocket_function_name = websocket_fn.name
-        self.sweeper_function_name = self._sweeper(code, settings, args).name
+        self.sweeper_function_name = minute_job(
+            functions,
+            settings,
+            args,
+            api=self._api,
+            management_endpoint=self.management_endpoint,
+        ).name
+        self.counter_function_name = connection_counter(functions, args).name
         self.register_outputs(
             {
                 "api_id": self.api_id,
@@ -323,6 +327,7 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
                 "authorizer_log_group_name": self.authorizer_log_group_name,
                 "websocket_function_name": self.websocket_function_name,
                 "sweeper_function_name": self.sweeper_function_name,
+                "counter_function_name": self.counter_function_name,
             }
         )
 
@@ -349,124 +354,6 @@ class SecuredWebSocketApi(pulumi.ComponentResource):
         return self._route(route_key, integration, function)
 
     # --- building blocks -------------------------------------------------------------------
-
-    def _sweeper(
-        self, code: pulumi.Archive, settings: Settings, args: SecuredWebSocketApiArgs
-    ) -> aws.lambda_.Function:
-        """The function that runs every minute: publishes the live connection count (the
-        table's counter shards) and, with sessions, closes idle expired connections.
-
-        A connection that sends nothing is never checked by the websocket function; this finds
-        the expired ones through the table's `expiryIndex`.
-        """
-        name = self._name
-        sessions = settings.session_expiry == "enforce"
-        sweeper = self._function(
-            "sweeper",
-            code=code,
-            handler=SWEEPER_HANDLER,
-            settings=settings,
-            memory_mb=256,
-            # Closing is two short calls per connection, a bounded number at once.
-            timeout_seconds=60,
-            environment={
-                "CONNECTION_TABLE_NAME": args["connection_table_name"],
-                "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
-                "CLOCK_LEEWAY_SECONDS": str(settings.clock_leeway_seconds),
-                "MANAGEMENT_ENDPOINT": self.management_endpoint,
-                "SESSION_EXPIRY": settings.session_expiry,
-                "API_ID": self._api.id,
-                "STAGE_NAME": self._stage_name,
-            },
-            policy=lambda log_group_arn: sweeper_policy(
-                log_group_arn,
-                args["connection_table_arn"],
-                self._api.execution_arn,
-                self._stage_name,
-                expiry_index_arn=args.get("expiry_index_arn") if sessions else None,
-            ),
-        )
-        task = "Counts the connections" + (" and closes the expired sessions" if sessions else "")
-        schedule = aws.cloudwatch.EventRule(
-            f"{name}-sweep-schedule",
-            description=f"{task} of {physical_name(name, 'api')}",
-            schedule_expression=SWEEP_SCHEDULE,
-            opts=self._child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-sweep-target",
-            rule=schedule.name,
-            arn=sweeper.arn,
-            opts=self._child,
-        )
-        aws.lambda_.Permission(
-            f"{name}-sweeper-schedule-invoke",
-            action="lambda:InvokeFunction",
-            function=sweeper.name,
-            principal="events.amazonaws.com",
-            source_arn=schedule.arn,
-            opts=self._child,
-        )
-        return sweeper
-
-    def _function(
-        self,
-        role_name: str,
-        *,
-        code: pulumi.Archive,
-        handler: str,
-        settings: Settings,
-        memory_mb: int,
-        timeout_seconds: int,
-        environment: dict[str, pulumi.Input[str]],
-        policy: Callable[[pulumi.Output[str]], pulumi.Output[str]],
-    ) -> aws.lambda_.Function:
-        """A function with its own role and its own log group, created before the function.
-
-        Architecture, runtime and log retention come from `settings`, the same for every
-        function, as `code` is the one archive built for that architecture and runtime.
-        """
-        name = self._name
-        function_name = physical_name(name, role_name)
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-{role_name}-logs",
-            # Lambda's default group name, so the console and `sam logs` find it.
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=settings.log_retention_days,
-            opts=self._child,
-        )
-        self._log_groups[role_name] = log_group
-        role = aws.iam.Role(
-            f"{name}-{role_name}-role",
-            assume_role_policy=_LAMBDA_ASSUME_ROLE_POLICY,
-            description=f"Runs the {role_name} function of {function_name}",
-            opts=self._child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-{role_name}-policy",
-            role=role.id,
-            policy=policy(log_group.arn),
-            opts=self._child,
-        )
-        return aws.lambda_.Function(
-            f"{name}-{role_name}",
-            name=function_name,
-            role=role.arn,
-            code=code,
-            handler=handler,
-            runtime=settings.lambda_runtime,
-            architectures=[settings.lambda_architecture],
-            memory_size=memory_mb,
-            timeout=timeout_seconds,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
-            # Text: the handlers write their own JSON lines, which Lambda's JSON format would
-            # wrap a second time.
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="Text", log_group=log_group.name
-            ),
-            # Without its policy, the first invocations could fail to write their logs.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy, log_group]),
-        )
 
     def _integration(
         self, role_name: str, function: aws.lambda_.Function

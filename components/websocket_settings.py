@@ -115,6 +115,9 @@ class SecuredWebSocketApiArgs(SecuredWebSocketApiSettings, total=False):
     """That table's ARN (the websocket function's permissions name it exactly)."""
     user_id_index_arn: Required[pulumi.Input[str]]
     """The ARN of the table's `userIdIndex`."""
+    connection_table_stream_arn: Required[pulumi.Input[str]]
+    """The table's stream (`ConnectionStore.stream_arn`, old images): the live connection count
+    follows it."""
     user_pool_arn: pulumi.Input[str]
     """The pool's ARN: the websocket function may sign its users out everywhere there
     (required unless `session_expiry` is `off`)."""

@@ -5,16 +5,14 @@ Item schema (DESIGN §3): `connectionId` (S, key), `userId` (S, `userIdIndex` ke
 token that opened or last refreshed the connection), plus `connectedAt` (N, epoch milliseconds,
 as API Gateway reports it), `username` (S) and `expiryBucket` (N, `expiresAt` // 600: the
 partition key of `expiryIndex`, so the sweeper finds expired connections by a few queries,
-never a Scan), `counted` (BOOL: the connection is in its user's count, see `users`) and
-`countShard` (N: the live count's shard it was counted into). Each user's own item (`users`)
-shares the table, keyed `user#<sub>`.
+never a Scan) and `counted` (BOOL: the connection is in its user's count, see `users`). Each
+user's own item (`users`) shares the table, keyed `user#<sub>`.
 
-The live number of open connections is kept in `COUNT_SHARDS` items keyed
-`stats#connections#<k>`, attribute `openConnections` (N): `put_connection` adds one to the shard
-`crc32(connection id) % 16` and `forget_connection` takes it away again, so no item is hot and
-`open_connection_count` reads all of them with one BatchGetItem, whatever the table holds.
-They have no `userId`, `expiryBucket` nor `removedAt`: in no index, never expired by the TTL.
-A connection whose item is removed by the TTL (its `$disconnect` was lost) stays counted.
+The live number of open connections is the item `stats#connections` (`openConnections`, N),
+kept by `connection_counter` from the table's stream: every connection item created counts one
+in, every one removed (`$disconnect`, a 410, the TTL, a hand in the console) one out.
+`open_connection_count` reads it. It has no `userId`, `expiryBucket` nor `removedAt`: in no
+index, never expired by the TTL.
 
 Functions take the DynamoDB client and table name as arguments; `dynamodb_client()` is the
 lazily created default the Lambda handler uses.
@@ -27,9 +25,7 @@ import json
 import logging
 import os
 import time
-import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import users
@@ -40,15 +36,13 @@ else:
     DynamoDBClient = Any
 
 __all__ = [
-    "COUNT_KEY_PREFIX",
-    "COUNT_SHARDS",
+    "COUNT_KEY",
     "DEFAULT_TTL_SECONDS",
     "EXPIRY_BUCKET_SECONDS",
     "EXPIRY_INDEX",
     "USER_ID_INDEX",
     "client_config",
     "connection_ids_of_user",
-    "count_shard",
     "StoredConnection",
     "connections_of_user",
     "forget_connection",
@@ -70,11 +64,8 @@ EXPIRY_BUCKET_SECONDS = 600
 """Width of one `expiryBucket`: the sweeper queries one bucket per 10 minutes it looks back."""
 DEFAULT_TTL_SECONDS = 10800
 """Three hours: API Gateway closes any WebSocket connection after two."""
-COUNT_SHARDS = 16
-"""Items the live connection count is spread over, so that no one item takes every write."""
-COUNT_KEY_PREFIX = "stats#connections#"
-"""A count shard is keyed `stats#connections#<k>`: API Gateway's connection ids never hold `#`."""
-_COUNT_READ_ATTEMPTS = 5
+COUNT_KEY = "stats#connections"
+"""The live count's item: API Gateway's connection ids never hold `#`."""
 
 logger = logging.getLogger(__name__)
 
@@ -162,11 +153,7 @@ def put_connection(
     counted: bool = False,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """Store one connection, count it in the live count, and return the item as written
-    (DynamoDB's typed form).
-
-    The count's own write failing is logged, not raised: the connection is stored, and the
-    count reads one lower for as long as it stays open.
+    """Store one connection and return the item as written (DynamoDB's typed form).
 
     Args:
         dynamodb: DynamoDB client.
@@ -187,7 +174,6 @@ def put_connection(
         botocore.exceptions.BotoCoreError: DynamoDB could not be reached.
     """
     started = time.time() if now is None else now
-    shard = count_shard(connection_id)
     item: dict[str, dict[str, Any]] = {
         "connectionId": {"S": connection_id},
         "userId": {"S": user_id},
@@ -200,100 +186,34 @@ def put_connection(
         item["expiryBucket"] = {"N": str(expiry_bucket(expires_at))}
     if counted:
         item["counted"] = {"BOOL": True}
-    # Recorded on the item itself, so that forgetting it counts it out of the same shard.
-    item["countShard"] = {"N": str(shard)}
-    # The count's write runs beside the item's: `$connect` waits one round trip, not two.
-    counting = _count_writer().submit(_add_to_count, dynamodb, table_name, connection_id, shard, 1)
-    try:
-        dynamodb.put_item(TableName=table_name, Item=item)
-    except BaseException:
-        if counting.result():
-            # Not stored, so not open: out of the count again.
-            _add_to_count(dynamodb, table_name, connection_id, shard, -1)
-        raise
-    counting.result()
+    dynamodb.put_item(TableName=table_name, Item=item)
     return item
 
 
-@functools.cache
-def _count_writer() -> ThreadPoolExecutor:
-    # One thread: a function instance serves one invocation at a time.
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsauth-count")
-
-
-def count_shard(connection_id: str) -> int:
-    """Return the live count's shard (0 to `COUNT_SHARDS` - 1) a connection is counted in."""
-    return zlib.crc32(connection_id.encode()) % COUNT_SHARDS
-
-
-def _count_key(shard: int) -> dict[str, Any]:
-    return {"connectionId": {"S": f"{COUNT_KEY_PREFIX}{shard}"}}
-
-
-def _add_to_count(
-    dynamodb: DynamoDBClient, table_name: str, connection_id: str, shard: int, delta: int
-) -> bool:
-    """Add `delta` to one shard of the live count; a failure is logged, never raised (a metric
-    must not refuse or keep a connection).
-
-    Returns:
-        Whether the count changed.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        dynamodb.update_item(
-            TableName=table_name,
-            Key=_count_key(shard),
-            UpdateExpression="ADD openConnections :delta",
-            ExpressionAttributeValues={":delta": {"N": str(delta)}},
-        )
-    except (BotoCoreError, ClientError) as error:
-        response = getattr(error, "response", None) or {}
-        logger.warning(
-            json.dumps(
-                {
-                    "outcome": "connection_count_failed",
-                    "connectionId": connection_id,
-                    "delta": delta,
-                    "error": response.get("Error", {}).get("Code") or type(error).__name__,
-                }
-            )
-        )
-        return False
-    return True
+def is_connection_key(key: str) -> bool:
+    """Whether a table key is a connection's (not a user's item or the live count's)."""
+    return "#" not in key
 
 
 def open_connection_count(dynamodb: DynamoDBClient, table_name: str) -> int:
-    """Return the live number of open connections: the sum of the count's shards, never < 0.
+    """Return the live number of open connections (`stats#connections`), never below zero.
 
-    One BatchGetItem of the `COUNT_SHARDS` items (eventually consistent, as befits a metric);
-    keys DynamoDB leaves unprocessed (throttling) are asked again, with a short backoff.
+    One eventually consistent GetItem, whatever the table holds. The stored sum dips below
+    zero for connections opened before the count existed and closed since: logged, read as 0.
 
     Raises:
         botocore.exceptions.ClientError: DynamoDB refused the read.
         botocore.exceptions.BotoCoreError: DynamoDB could not be reached.
-        RuntimeError: Some shards were still unprocessed after a few attempts.
     """
-    request: dict[str, Any] = {
-        table_name: {
-            "Keys": [_count_key(shard) for shard in range(COUNT_SHARDS)],
-            "ProjectionExpression": "openConnections",
-        }
-    }
-    total = 0
-    for attempt in range(_COUNT_READ_ATTEMPTS):
-        if attempt:
-            time.sleep(0.05 * 2**attempt)
-        answer = dynamodb.batch_get_item(RequestItems=request)
-        for item in answer.get("Responses", {}).get(table_name, []):
-            total += int(item.get("openConnections", {}).get("N", "0"))
-        request = answer.get("UnprocessedKeys") or {}
-        if not request:
-            # The sum dips below zero only for a moment (a `$disconnect` counted out before
-            # its `$connect` counted in) or after a count-in failed (logged by the writer).
-            return max(0, total)
-    raise RuntimeError(f"connection count shards unprocessed after {_COUNT_READ_ATTEMPTS} reads")
+    answer = dynamodb.get_item(
+        TableName=table_name,
+        Key={"connectionId": {"S": COUNT_KEY}},
+        ProjectionExpression="openConnections",
+    )
+    stored = int(answer.get("Item", {}).get("openConnections", {}).get("N", "0"))
+    if stored < 0:
+        logger.warning(json.dumps({"outcome": "connection_count_negative", "stored": stored}))
+    return max(0, stored)
 
 
 def expiry_bucket(expires_at: int) -> int:
@@ -459,12 +379,10 @@ def _query_items(dynamodb: DynamoDBClient, request: dict[str, Any]) -> Iterator[
 
 
 def forget_connection(dynamodb: DynamoDBClient, table_name: str, connection_id: str) -> str | None:
-    """Delete a connection's item and take it out of its user's count if it was counted, and
-    out of the live count if it records a `countShard`.
+    """Delete a connection's item and take it out of its user's count if it was counted.
 
     Every path that ends a stored connection goes through here (`$disconnect`, a 410, the
-    limit's healing), so the counts follow the items. An item stored before the live count
-    existed (no `countShard`) was never counted in, so it is not counted out.
+    limit's healing), so the count follows the items.
 
     Returns:
         The connection's user, or None when there was no item.
@@ -482,7 +400,4 @@ def forget_connection(dynamodb: DynamoDBClient, table_name: str, connection_id: 
     user_id = old.get("userId", {}).get("S")
     if user_id is not None and old.get("counted", {}).get("BOOL"):
         users.uncount_connections(dynamodb, table_name, user_id)
-    shard = old.get("countShard", {}).get("N")
-    if shard is not None:
-        _add_to_count(dynamodb, table_name, connection_id, int(shard), -1)
     return user_id

@@ -3,8 +3,8 @@ session has expired, idle ones included.
 
 Handler string: `handlers.sweeper.handler`, run on a schedule (every minute on AWS). Each run:
 
-1. reads the live count (`connections.open_connection_count`: one BatchGetItem of the count's
-   16 shard items, whatever the table holds) and publishes it as the `ConnectionCount` metric;
+1. reads the live count (`connections.open_connection_count`: one GetItem, whatever the table
+   holds; `connection_counter` keeps it) and publishes it as the `ConnectionCount` metric;
 2. with `SESSION_EXPIRY=enforce` (the default) sweeps: a connection that sends nothing is never
    checked by the websocket function, so without this it would stay open, and keep receiving
    pushes from senders that do not check, until API Gateway's two hours. Expired connections
@@ -42,7 +42,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
         enforced, also how many expired connections were `closed`, found `gone`, or `failed`.
 
     Raises:
-        RuntimeError: The environment is incomplete (a deployment error).
+        RuntimeError: The environment is incomplete (a deployment error), or the count could
+            not be read (after the sweep, so that the function's errors alarm says so).
     """
     settings = sessions.SessionSettings.from_env(os.environ)
     table_name = connections.table_name_from_env()
@@ -78,16 +79,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
                 api_id=os.environ.get("API_ID"),
                 stage=os.environ.get("STAGE_NAME"),
             )
+    if count is None:
+        raise RuntimeError("the live connection count could not be read (see the log line)")
     return result
 
 
 def _connection_count(dynamodb: Any, table_name: str) -> int | None:
-    """The live count, or None when it cannot be read (logged: the sweep still runs)."""
+    """The live count, or None when it cannot be read (logged: the sweep still runs, then the
+    run fails)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return connections.open_connection_count(dynamodb, table_name)
-    except (BotoCoreError, ClientError, RuntimeError) as error:
+    except (BotoCoreError, ClientError) as error:
         response = getattr(error, "response", None) or {}
         code = response.get("Error", {}).get("Code") or type(error).__name__
         print(json.dumps({"logger": "sweeper", "outcome": "count_failed", "error": code}))

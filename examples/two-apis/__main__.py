@@ -36,6 +36,7 @@ chat = SecuredWebSocketApi(
         connection_table_name=chat_store.table_name,
         connection_table_arn=chat_store.table_arn,
         user_id_index_arn=chat_store.user_id_index_arn,
+        connection_table_stream_arn=chat_store.stream_arn,
         expiry_index_arn=chat_store.expiry_index_arn,
         user_pool_arn=users.user_pool_arn,
         # `{"action": "sendmessage", ...}` reaches the websocket function by its own route.
@@ -53,6 +54,7 @@ alerts = SecuredWebSocketApi(
         connection_table_name=alerts_store.table_name,
         connection_table_arn=alerts_store.table_arn,
         user_id_index_arn=alerts_store.user_id_index_arn,
+        connection_table_stream_arn=alerts_store.stream_arn,
         expiry_index_arn=alerts_store.expiry_index_arn,
         user_pool_arn=users.user_pool_arn,
         # Dashboards send access tokens in the subprotocol header, out of URLs and logs.

@@ -122,7 +122,7 @@ def test_each_api_keeps_its_own_table_functions_and_settings(fake_aws: FakeAws) 
 
     functions = fake_aws.of_type("aws:lambda/function:Function")
     names = [f["name"] for f in functions.values()]
-    assert len(names) == len(set(names)) == 6  # authorizer, websocket, sweeper each
+    assert len(names) == len(set(names)) == 8  # authorizer, websocket, sweeper, counter each
     assert functions["chat-websocket"]["environment"]["variables"]["CONNECTION_TABLE_NAME"] == (
         "chat-connections-table-1a2b3c"
     )

@@ -41,6 +41,9 @@ def _outputs(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str
         resource_id = table_name
         state["name"] = table_name
         state["arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}"
+        if inputs.get("streamEnabled"):
+            state["streamLabel"] = "2026-11-27T12:00:00.000"
+            state["streamArn"] = f"{state['arn']}/stream/{state['streamLabel']}"
     elif typ == "aws:cloudwatch/logGroup:LogGroup":
         resource_id = inputs["name"]
         state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{inputs['name']}"
@@ -170,6 +173,9 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             arn = f"arn:aws:iam::{ACCOUNT}:user/deployer"
             return {"accountId": ACCOUNT, "arn": arn, "userId": "AIDA", "id": ACCOUNT}, []
+        if args.token == "aws:index/getRegion:getRegion":
+            endpoint = f"ec2.{REGION}.amazonaws.com"
+            return {"region": REGION, "name": REGION, "id": REGION, "endpoint": endpoint}, []
         return {}, []
 
 

@@ -43,6 +43,7 @@ SecuredWebSocketApi(
         connection_table_name=store.table_name,
         connection_table_arn=store.table_arn,
         user_id_index_arn=store.user_id_index_arn,
+        connection_table_stream_arn=store.stream_arn,
         expiry_index_arn=store.expiry_index_arn,
         user_pool_arn=pool.user_pool_arn,
         lambda_architecture="{architecture}",
@@ -118,7 +119,12 @@ def test_consumer_gets_our_components_and_our_handlers_zipped(consumer_project: 
         "consumerAuthorizer": "the consumer's authorizer",
     }
     assert Path(result["pulumi_wsauth"]).resolve().parent == REPO_ROOT / "components"
-    assert set(result["archives"]) == {"api-authorizer", "api-websocket", "api-sweeper"}
+    assert set(result["archives"]) == {
+        "api-authorizer",
+        "api-websocket",
+        "api-sweeper",
+        "api-counter",
+    }
     ours = {path.name: path.read_bytes() for path in (REPO_ROOT / "handlers").glob("*.py")}
     for archive in result["archives"].values():
         with zipfile.ZipFile(archive) as zipped:

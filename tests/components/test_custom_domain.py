@@ -164,6 +164,14 @@ def test_no_domain_keeps_the_execute_api_endpoint(deploy: Callable[..., Deployme
             f"certificate_arn is in {REGION}, but the stack is in us-east-1",
         ),
         (
+            # No aws:region in config: the provider's region (AWS_REGION, the profile) decides.
+            {
+                "wsauth:domainName": "chat.example.com",
+                "wsauth:certificateArn": CERTIFICATE_ARN.replace(REGION, "us-east-1"),
+            },
+            f"certificate_arn is in us-east-1, but the stack is in {REGION}",
+        ),
+        (
             {"wsauth:domainName": "chat.example.com", "wsauth:hostedZoneId": f"/hostedzone/{ZONE}"},
             "without '/hostedzone/'",
         ),

@@ -30,7 +30,7 @@ class Stack:
         self.table = deployment.one("aws:dynamodb/table:Table", "connections-table").state["name"]
         self.functions = {
             role: deployment.one(FUNCTION, f"api-{role}").inputs["name"]
-            for role in ("authorizer", "websocket", "sweeper")
+            for role in ("authorizer", "websocket", "sweeper", "counter")
         }
         self.alarms = {alarm.inputs["name"]: alarm for alarm in deployment.of_type(ALARM)}
 
@@ -42,6 +42,24 @@ class Stack:
 # (threshold, period, evaluation periods, datapoints to alarm).
 EXPECTED: dict[str, tuple[str, str, Callable[[Stack], dict[str, str]], tuple[float, int, int, int]]]
 EXPECTED = {
+    "counter_errors": (
+        "AWS/Lambda",
+        "Errors",
+        lambda s: {"FunctionName": s.functions["counter"]},
+        (1, 300, 3, 3),
+    ),
+    "counter_lag": (
+        "AWS/Lambda",
+        "IteratorAge",
+        lambda s: {"FunctionName": s.functions["counter"]},
+        (300_000, 300, 1, 1),
+    ),
+    "count_missing": (
+        "WsAuth",
+        "ConnectionCount",
+        lambda s: {"ApiId": s.api_id, "Stage": "prod"},
+        (1, 300, 3, 3),
+    ),
     "authorizer_errors": (
         "AWS/Lambda",
         "Errors",
@@ -115,26 +133,44 @@ def test_every_alarm_watches_this_stacks_metric_with_its_default_rule(
         alarm = stack.alarm(key)
         assert (alarm["namespace"], alarm["metricName"]) == (namespace, metric), key
         assert alarm["dimensions"] == dimensions(stack), key
-        assert alarm["statistic"] == "Sum", key
+        assert alarm["statistic"] == STATISTICS.get(key, "Sum"), key
         assert (
             alarm["threshold"],
             alarm["period"],
             alarm["evaluationPeriods"],
             alarm["datapointsToAlarm"],
         ) == rule, key
-    for alarm in stack.alarms.values():
+    assert set(EXPECTED) | {"table_throttles"} == set(ALARMS)
+    for name, alarm in stack.alarms.items():
         inputs = alarm.inputs
+        if name.endswith("-count-missing"):
+            continue
         assert inputs["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert inputs["treatMissingData"] == "notBreaching"
+    for alarm in stack.alarms.values():
+        inputs = alarm.inputs
         assert inputs["alarmActions"] == inputs["okActions"] == [topic]
         assert "README" in inputs["alarmDescription"]
+
+
+STATISTICS = {"counter_lag": "Maximum", "count_missing": "SampleCount"}
+
+
+def test_the_heartbeat_fires_when_the_count_stops(deploy: Callable[..., Deployment]) -> None:
+    """`count_missing` watches for missing data: fewer than one ConnectionCount sample in each
+    of three periods, with no data counted as breaching."""
+    stack = Stack(deploy(run_program))
+    alarm = stack.alarm("count_missing")
+
+    assert alarm["comparisonOperator"] == "LessThanThreshold"
+    assert alarm["treatMissingData"] == "breaching"
 
 
 def test_table_throttles_add_up_the_table_and_both_indexes(
     deploy: Callable[..., Deployment],
 ) -> None:
     """One metric-math alarm over read and write throttle events of the table and each index;
-    `+` counts a missing series as 0 (DynamoDB publishes only non-zero counts)."""
+    each term is filled with 0 (DynamoDB publishes only non-zero counts)."""
     deployment = deploy(run_program)
     stack = Stack(deployment)
     alarm = stack.alarm("table_throttles")
@@ -161,7 +197,7 @@ def test_table_throttles_add_up_the_table_and_both_indexes(
         assert (query["metric"]["stat"], query["metric"]["period"]) == ("Sum", 300)
     (total,) = [q for q in queries if "expression" in q]
     assert total["returnData"] is True
-    assert total["expression"] == " + ".join(q["id"] for q in metrics)
+    assert total["expression"] == " + ".join(f"FILL({q['id']}, 0)" for q in metrics)
     assert alarm["threshold"] == 10
 
 
@@ -237,6 +273,18 @@ def test_bad_monitoring_config_is_refused_before_any_resource(
     assert declared_so_far() == []
 
 
+def test_monitoring_settings_without_monitoring_are_refused(
+    deploy: Callable[..., Deployment],
+) -> None:
+    with pytest.raises(ValueError, match="wsauth:alarmEmail: no effect with wsauth:monitoring"):
+        deploy(
+            run_program,
+            config={"wsauth:monitoring": "false", "wsauth:alarmEmail": "oncall@example.com"},
+        )
+
+    assert declared_so_far() == []
+
+
 def test_monitoring_off_declares_none_of_it(deploy: Callable[..., Deployment]) -> None:
     deployment = deploy(run_program, config={"wsauth:monitoring": "false"})
 
@@ -270,7 +318,7 @@ def test_dashboard_is_json_naming_only_this_stacks_resources(
 
     assert dashboard["dashboardName"] == "wsauth-test-ops-dashboard"
     assert re.fullmatch(r"[0-9A-Za-z_-]{1,255}", dashboard["dashboardName"])
-    ours = {stack.api_id, "prod", stack.table, "userIdIndex", "expiryIndex"}
+    ours = {stack.api_id, "prod", stack.table, "userIdIndex", "expiryIndex"}  # and functions
     ours |= set(stack.functions.values())
     namespaces = {
         "AWS/Lambda",
@@ -279,6 +327,14 @@ def test_dashboard_is_json_naming_only_this_stacks_resources(
         "WsAuth",
         f"WsAuth/Authorizer/{stack.functions['authorizer']}",
     }
+    throttles = next(w for w in body["widgets"] if w["properties"]["title"] == "Throttles")
+    throttled = {tuple(_metric_dimension_values(m)[2]) for m in throttles["properties"]["metrics"]}
+    for index in ("userIdIndex", "expiryIndex"):  # reads and writes of each index
+        assert [m[1] for m in throttles["properties"]["metrics"] if index in m] == [
+            "ReadThrottleEvents",
+            "WriteThrottleEvents",
+        ]
+    assert {(name,) for name in stack.functions.values()} <= throttled
     titles = []
     cells: set[tuple[int, int]] = set()
     for widget in body["widgets"]:

@@ -24,7 +24,8 @@ def test_every_alarm_is_explained_with_its_default_threshold() -> None:
     }
     for key, kind in ALARMS.items():
         assert key in rows, f"README's alarm table lacks {key}"
-        assert f"≥ {kind.default.threshold:g} " in rows[key], key
+        symbol = "<" if kind.comparison == "LessThanThreshold" else "≥"
+        assert f"{symbol} {kind.default.threshold:,g} " in rows[key], key
     assert set(rows) - set(ALARMS) <= {"ConnectionCount"}
 
 

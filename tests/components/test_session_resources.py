@@ -105,7 +105,7 @@ def test_sweeper_reads_only_its_index(deploy: Callable[..., Deployment]) -> None
     arn = execution_arn(deployment)
 
     assert statements(policy_of(deployment, "sweeper")) == [
-        (["dynamodb:BatchGetItem"], [TABLE_ARN]),
+        (["dynamodb:GetItem"], [TABLE_ARN]),
         (["dynamodb:Query"], [EXPIRY_INDEX_ARN]),
         (["dynamodb:DeleteItem", "dynamodb:UpdateItem"], [TABLE_ARN]),
         (
@@ -179,28 +179,12 @@ def test_off_declares_no_session_machinery(deploy: Callable[..., Deployment]) ->
     sweeper = deployment.one(FUNCTION, "ws-sweeper").inputs["environment"]["variables"]
     assert sweeper["SESSION_EXPIRY"] == "off"
     assert [s["Action"] for s in policy_of(deployment, "sweeper")["Statement"]] == [
-        ["dynamodb:BatchGetItem"],
+        ["dynamodb:GetItem"],
         ["logs:CreateLogStream", "logs:PutLogEvents"],
     ]
     policy = json.dumps(policy_of(deployment, "websocket"))
-    assert "DELETE" not in policy and "GET" not in policy
+    assert "UpdateItem" not in policy and "DELETE" not in policy and "GET" not in policy
     assert "cognito-idp" not in policy
-
-
-def test_minute_job_reads_only_the_counter_items(deploy: Callable[..., Deployment]) -> None:
-    """Its BatchGetItem is bound to the live count's counter keys by a LeadingKeys condition,
-    with sessions and without."""
-    for settings in ({}, {"session_expiry": "off", "expiry_index_arn": None}):
-        deployment = deploy(build(**settings))
-        (count,) = [
-            s
-            for s in policy_of(deployment, "sweeper")["Statement"]
-            if s["Action"] == ["dynamodb:BatchGetItem"]
-        ]
-        assert count["Resource"] == [TABLE_ARN]
-        assert count["Condition"] == {
-            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["stats#connections#*"]}
-        }
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ TABLE_NAME = "connections-1234567"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE_NAME}"
 INDEX_ARN = f"{TABLE_ARN}/index/userIdIndex"
 EXPIRY_INDEX_ARN = f"{TABLE_ARN}/index/expiryIndex"
+STREAM_ARN = f"{TABLE_ARN}/stream/2026-11-27T00:00:00.000"
 POOL_ARN = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{POOL_ID}"
 
 
@@ -58,6 +59,7 @@ def build(
             "connection_table_arn": TABLE_ARN,
             "user_id_index_arn": INDEX_ARN,
             "expiry_index_arn": EXPIRY_INDEX_ARN,
+            "connection_table_stream_arn": STREAM_ARN,
             "user_pool_arn": POOL_ARN,
             **settings,
         }
@@ -346,6 +348,7 @@ def test_access_logging_can_be_turned_off(deploy: Callable[..., Deployment]) -> 
     assert "accessLogSettings" not in deployment.one(STAGE, "ws-stage").inputs
     assert sorted(g.name for g in deployment.of_type(LOG_GROUP)) == [
         "ws-authorizer-logs",
+        "ws-counter-logs",
         "ws-sweeper-logs",
         "ws-websocket-logs",
     ]
@@ -458,8 +461,13 @@ def test_each_function_has_its_own_role_for_lambda_only(deploy: Callable[..., De
     deployment = deploy(build(cloudwatch_role="external"))
     roles = {role.name: role for role in deployment.of_type(ROLE)}
 
-    assert set(roles) == {"ws-authorizer-role", "ws-websocket-role", "ws-sweeper-role"}
-    for role_name in ("authorizer", "websocket", "sweeper"):
+    assert set(roles) == {
+        "ws-authorizer-role",
+        "ws-websocket-role",
+        "ws-sweeper-role",
+        "ws-counter-role",
+    }
+    for role_name in ("authorizer", "websocket", "sweeper", "counter"):
         role = roles[f"ws-{role_name}-role"]
         trust = json.loads(role.inputs["assumeRolePolicy"])
         assert trust["Statement"] == [
@@ -490,17 +498,14 @@ def test_authorizer_may_only_write_its_logs(deploy: Callable[..., Deployment]) -
 
 
 def test_websocket_function_gets_exact_arns(deploy: Callable[..., Deployment]) -> None:
-    """Items of this table (UpdateItem: the live count), queries of its index, POST to this
-    stage's connections, own logs (without sessions; with them, see test_session_resources)."""
+    """Items of this table, queries of its index, POST to this stage's connections, own logs
+    (without sessions; with them, see test_session_resources)."""
     deployment = deploy(build(stage_name="live", session_expiry="off", max_connections_per_user=0))
     log_group_arn = deployment.one(LOG_GROUP, "ws-websocket-logs").state["arn"]
     arn = execution_arn(deployment)
 
     assert statements(policy_of(deployment, "websocket")) == [
-        (
-            ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"],
-            [TABLE_ARN],
-        ),
+        (["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"], [TABLE_ARN]),
         (["dynamodb:Query"], [INDEX_ARN]),
         (["execute-api:ManageConnections"], [f"{arn}/live/POST/@connections/*"]),
         (

@@ -1,9 +1,9 @@
-"""The live connection count: 16 shard items counted in on `$connect`, out on every path that
-forgets a connection, read with one BatchGetItem and published by the minute job."""
+"""The live connection count: kept from the table's stream by the counter (every connection
+item created counts in, every one removed, by whatever path, counts out), read with one GetItem
+and published by the minute job."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,25 +13,11 @@ from botocore.exceptions import ClientError
 
 from tests.handlers.test_sessions import Management
 from tests.support import connection_items
-from wsauth.handlers import admission, connections, sender, sweeper, websocket
+from wsauth.handlers import admission, connection_counter, connections, sender, sweeper, websocket
 
 EmfLines = Callable[[], list[dict[str, Any]]]
 USER = "sub-alice"
 ENDPOINT = "https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"
-
-
-def _shards(dynamodb: Any, table_name: str) -> dict[int, int]:
-    """Shard → its `openConnections`, for the shard items that exist."""
-    found = {}
-    for shard in range(connections.COUNT_SHARDS):
-        item = dynamodb.get_item(
-            TableName=table_name,
-            Key={"connectionId": {"S": f"stats#connections#{shard}"}},
-            ConsistentRead=True,
-        ).get("Item")
-        if item is not None:
-            found[shard] = int(item["openConnections"]["N"])
-    return found
 
 
 def _connect(connection_id: str, **authorizer: Any) -> dict[str, Any]:
@@ -63,21 +49,6 @@ def _store(dynamodb: Any, table_name: str, connection_id: str, **options: Any) -
     connections.put_connection(dynamodb, table_name, connection_id=connection_id, **settings)
 
 
-def _store_uncounted(dynamodb: Any, table_name: str, connection_id: str, **extra: Any) -> None:
-    """An item as written before the live count existed: no `countShard`."""
-    dynamodb.put_item(
-        TableName=table_name,
-        Item={
-            "connectionId": {"S": connection_id},
-            "userId": {"S": USER},
-            "username": {"S": "alice"},
-            "connectedAt": {"N": "1"},
-            "removedAt": {"N": str(int(time.time()) + 3600)},
-            **extra,
-        },
-    )
-
-
 @pytest.fixture
 def management(monkeypatch: pytest.MonkeyPatch) -> Management:
     """The stand-in `@connections` every handler gets."""
@@ -86,266 +57,257 @@ def management(monkeypatch: pytest.MonkeyPatch) -> Management:
     return stand_in
 
 
-# --- counted in, counted out --------------------------------------------------------------------
+# --- the counter, fed the table's own stream ---------------------------------------------------
 
 
-def test_connect_counts_into_the_connections_shard(dynamodb: Any, table_name: str) -> None:
-    """`$connect` adds one to shard crc32(id) % 16 and records that shard on the item."""
-    assert websocket.handler(_connect("conn-1"), None)["statusCode"] == 200
+class Stream:
+    """The table's stream (moto's), from now on: what Lambda's event source mapping reads."""
 
-    shard = connections.count_shard("conn-1")
-    assert shard == 4  # zlib.crc32(b"conn-1") % 16
-    assert _shards(dynamodb, table_name) == {shard: 1}
-    (item,) = connection_items(dynamodb, table_name)
-    assert item["countShard"] == {"N": str(shard)}
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        import boto3
+
+        table = dynamodb.update_table(
+            TableName=table_name,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "OLD_IMAGE"},
+        )["TableDescription"]
+        from botocore.config import Config
+
+        # botocore's account-based endpoint (`{account}.streams-ddb…`) is unknown to moto.
+        self._streams = boto3.client(
+            "dynamodbstreams",
+            region_name="us-east-1",
+            config=Config(account_id_endpoint_mode="disabled"),
+        )
+        self.arn = arn = table["LatestStreamArn"]
+        shard = self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        self._iterator = self._streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+
+    def deliver(self) -> dict[str, int]:
+        """Pass the new INSERT and REMOVE records to the counter, as the mapping's filter does
+        (Lambda adds each record's `eventSourceARN`)."""
+        answer = self._streams.get_records(ShardIterator=self._iterator)
+        self._iterator = answer["NextShardIterator"]
+        records = [
+            {**r, "eventSourceARN": self.arn}
+            for r in answer["Records"]
+            if r["eventName"] in ("INSERT", "REMOVE")
+        ]
+        return connection_counter.handler({"Records": _plain(records)}, None)
 
 
-def test_disconnect_counts_out_once(dynamodb: Any, table_name: str) -> None:
-    """`$disconnect` takes the connection out of its shard; a repeated one changes nothing."""
+def _plain(value: Any) -> Any:
+    """Records as Lambda passes them: JSON (boto3 parses the creation time into a datetime)."""
+    import json
+
+    return json.loads(json.dumps(value, default=lambda when: when.timestamp()))
+
+
+@pytest.fixture
+def stream(dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch) -> Stream:
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
+    return Stream(dynamodb, table_name)
+
+
+def _count(dynamodb: Any, table_name: str) -> int:
+    return connections.open_connection_count(dynamodb, table_name)
+
+
+def test_connects_and_disconnects_move_the_count(
+    dynamodb: Any, table_name: str, stream: Stream
+) -> None:
     websocket.handler(_connect("conn-1"), None)
     websocket.handler(_connect("conn-2"), None)
+    assert stream.deliver() == {"created": 2, "removed": 0}
+    assert _count(dynamodb, table_name) == 2
 
     websocket.handler(_disconnect("conn-1"), None)
-    websocket.handler(_disconnect("conn-1"), None)
-
-    assert connections.open_connection_count(dynamodb, table_name) == 1
-    assert _shards(dynamodb, table_name)[connections.count_shard("conn-1")] == 0
-
-
-def test_a_410_on_a_push_counts_out(dynamodb: Any, table_name: str, management: Management) -> None:
-    """A connection found gone by a push is forgotten and counted out."""
-    _store(dynamodb, table_name, "conn-1")
-    _store(dynamodb, table_name, "conn-2")
-    management.gone = {"conn-1"}
-
-    report = sender.send_to_user(USER, {"n": 1}, table_name=table_name, endpoint_url=ENDPOINT)
-
-    assert report.gone == ["conn-1"]
-    assert connections.open_connection_count(dynamodb, table_name) == 1
+    websocket.handler(_disconnect("conn-1"), None)  # a repeated $disconnect removes nothing
+    assert stream.deliver() == {"created": 0, "removed": 1}
+    assert _count(dynamodb, table_name) == 1
 
 
-def test_the_sweeper_closing_an_expired_connection_counts_it_out(
-    dynamodb: Any, table_name: str, management: Management, monkeypatch: pytest.MonkeyPatch
+def test_every_path_that_removes_an_item_counts_out(
+    dynamodb: Any, table_name: str, stream: Stream, management: Management
 ) -> None:
-    """Closed by the sweeper: API Gateway's `$disconnect` counts it out; found gone (its
-    `$disconnect` was lost): the sweeper itself does."""
-    expired = int(time.time()) - 10
-    _store(dynamodb, table_name, "closed", expires_at=expired)
-    _store(dynamodb, table_name, "lost", expires_at=expired)
-    _store(dynamodb, table_name, "live", expires_at=expired + 3600)
-    management.gone = {"lost"}
-    real_delete = management.delete_connection
-
-    def delete_and_disconnect(ConnectionId: str) -> None:  # noqa: N803
-        # What API Gateway does on `DELETE @connections/{id}`: close, then run `$disconnect`.
-        real_delete(ConnectionId)
-        websocket.on_disconnect(_disconnect(ConnectionId), dynamodb, table_name)
-
-    monkeypatch.setattr(management, "delete_connection", delete_and_disconnect)
-    assert connections.open_connection_count(dynamodb, table_name) == 3
-
-    counts = sweeper.sweep(
-        dynamodb, management, table_name, now=time.time(), leeway_seconds=0,
-        lookback_seconds=10800,
-    )  # fmt: skip
-
-    assert counts == {"closed": 1, "gone": 1, "failed": 0}
-    assert connections.open_connection_count(dynamodb, table_name) == 1
-
-
-def test_healing_a_drifted_limit_counts_out(
-    dynamodb: Any, table_name: str, management: Management
-) -> None:
-    """Connections the limit's healing forgets (unknown to API Gateway) leave the live count."""
+    """A 410 on a push, the limit's healing and an item deleted by hand (or the TTL, which
+    writes the same REMOVE record) all count out, with no code of theirs for it."""
     from wsauth.handlers import users
 
-    long_ago_ms = int((time.time() - 3600) * 1000)
-    for name in ("lost-1", "lost-2"):
-        _store(dynamodb, table_name, name, connected_at_ms=long_ago_ms, counted=True)
-        users.count_connection(dynamodb, table_name, USER, limit=2, now=time.time())
-    management.gone = {"lost-1", "lost-2"}
+    now_ms = int(time.time() * 1000)
+    for name in ("pushed-gone", "healed", "by-hand", "live"):
+        _store(dynamodb, table_name, name, connected_at_ms=now_ms, counted=True)
+        users.count_connection(dynamodb, table_name, USER, limit=4, now=time.time())
+    stream.deliver()
+    assert _count(dynamodb, table_name) == 4
 
-    refused = admission.admit(
-        dynamodb, table_name, management, user_id=USER, auth_time=time.time(), limit=2,
-        check_revocation=False, now=time.time(),
+    management.gone = {"pushed-gone"}
+    sender.send_to_connection("pushed-gone", {"n": 1}, table_name=table_name, endpoint_url=ENDPOINT)
+    management.gone = {"healed"}
+    # A minute later, at its limit of 3, the user's next handshake heals the count: `healed`
+    # is forgotten.
+    admission.admit(
+        dynamodb, table_name, management, user_id=USER, auth_time=time.time(), limit=3,
+        check_revocation=False, now=time.time() + 60,
     )  # fmt: skip
+    dynamodb.delete_item(TableName=table_name, Key={"connectionId": {"S": "by-hand"}})
 
-    assert refused is None
-    assert connections.open_connection_count(dynamodb, table_name) == 0
-    assert set(_shards(dynamodb, table_name).values()) == {0}
+    assert stream.deliver() == {"created": 0, "removed": 3}
+    assert _count(dynamodb, table_name) == 1
 
 
-def test_items_without_a_shard_are_never_counted_out(
-    dynamodb: Any, table_name: str, management: Management
+def test_users_items_and_the_count_itself_are_not_connections(
+    dynamodb: Any, table_name: str, stream: Stream
 ) -> None:
-    """Items stored before the count existed: forgetting them on any path leaves the count."""
-    websocket.handler(_connect("counted"), None)
-    for name in ("old-disconnected", "old-gone"):
-        _store_uncounted(dynamodb, table_name, name)
-    management.gone = {"old-gone"}
+    """A user's item (sign-out record, per-user count) and `stats#connections` come and go in
+    the same stream; only connection items count."""
+    from wsauth.handlers import users
 
-    websocket.handler(_disconnect("old-disconnected"), None)
-    sender.send_to_connection(
-        "old-gone", {"n": 1}, table_name=table_name, endpoint_url="https://x.example/prod"
-    )
+    users.count_connection(dynamodb, table_name, USER, limit=10, now=time.time())
+    websocket.handler(_connect("conn-1"), None)
+    assert stream.deliver() == {"created": 1, "removed": 0}
+    dynamodb.delete_item(TableName=table_name, Key={"connectionId": {"S": f"user#{USER}"}})
 
-    assert [item["connectionId"]["S"] for item in connection_items(dynamodb, table_name)] == [
-        "counted"
-    ]
-    assert _shards(dynamodb, table_name) == {connections.count_shard("counted"): 1}
+    assert stream.deliver() == {"created": 0, "removed": 0}
+    assert _count(dynamodb, table_name) == 1
 
 
-# --- reading the count --------------------------------------------------------------------------
-
-
-class CountingReads:
-    """moto's client, recording each BatchGetItem request and which other calls were made."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.exceptions = client.exceptions
-        self.batches: list[dict[str, Any]] = []
-        self.calls: set[str] = set()
-
-    def batch_get_item(self, **request: Any) -> Any:
-        self.batches.append(request)
-        return self._client.batch_get_item(**request)
-
-    def __getattr__(self, name: str) -> Any:
-        self.calls.add(name)
-        return getattr(self._client, name)
-
-
-def test_many_connections_spread_over_every_shard_are_read_in_one_batch(
-    dynamodb: Any, table_name: str
-) -> None:
-    """300 connections land in all 16 shards; one BatchGetItem of the 16 keys reads the sum."""
-    for index in range(300):
-        _store(dynamodb, table_name, f"conn-{index:03}AAAAAAA=")
-    for index in range(0, 300, 3):
-        connections.forget_connection(dynamodb, table_name, f"conn-{index:03}AAAAAAA=")
-    reads = CountingReads(dynamodb)
-
-    assert connections.open_connection_count(reads, table_name) == 200
-    assert reads.calls == set()  # no Scan, no Query: 16 keys, whatever the table holds
-
-    shards = _shards(dynamodb, table_name)
-    assert sorted(shards) == list(range(16)) and sum(shards.values()) == 200
-    assert max(shards.values()) < 30  # spread, not piled on a few items
-    (batch,) = reads.batches
-    request = batch["RequestItems"][table_name]
-    assert len(request["Keys"]) == 16
-    assert request["ProjectionExpression"] == "openConnections"
-
-
-def test_unprocessed_shards_are_read_again(dynamodb: Any, table_name: str) -> None:
-    """Keys DynamoDB leaves unprocessed (throttled) are asked again until all are read."""
-    for index in range(40):
-        _store(dynamodb, table_name, f"c{index}")
-
-    class Throttling(CountingReads):
-        def batch_get_item(self, **request: Any) -> Any:
-            self.batches.append(request)
-            wanted = request["RequestItems"][table_name]
-            keys = wanted["Keys"]
-            if len(self.batches) > 2 or len(keys) == 1:
-                return self._client.batch_get_item(**request)
-            # Serve half, leave the rest unprocessed, as DynamoDB does under throttling.
-            served = {table_name: {**wanted, "Keys": keys[: len(keys) // 2]}}
-            answer = self._client.batch_get_item(RequestItems=served)
-            answer["UnprocessedKeys"] = {table_name: {**wanted, "Keys": keys[len(keys) // 2 :]}}
-            return answer
-
-    reads = Throttling(dynamodb)
-
-    assert connections.open_connection_count(reads, table_name) == 40
-    assert [len(b["RequestItems"][table_name]["Keys"]) for b in reads.batches] == [16, 8, 4]
-
-
-def test_the_count_is_never_below_zero(dynamodb: Any, table_name: str) -> None:
-    """Shards that sum below zero (a count-out before its count-in) read as zero."""
-    dynamodb.put_item(
-        TableName=table_name,
-        Item={"connectionId": {"S": "stats#connections#3"}, "openConnections": {"N": "-2"}},
-    )
-    _store(dynamodb, table_name, "conn-1")
-
-    assert connections.open_connection_count(dynamodb, table_name) == 0
-
-
-def test_an_empty_table_counts_zero(dynamodb: Any, table_name: str) -> None:
-    """No shard written yet: zero."""
-    assert connections.open_connection_count(dynamodb, table_name) == 0
-
-
-def test_a_failed_count_in_never_refuses_the_connection(
+def test_a_batch_is_one_write_and_a_quiet_one_none(
     dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The count's write refused (say, a policy without UpdateItem): the connection is stored."""
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
+    writes: list[dict[str, Any]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def update_item(self, **request: Any) -> Any:
+            writes.append(request)
+            return dynamodb.update_item(**request)
+
+    monkeypatch.setattr(connections, "dynamodb_client", lambda: Recording())
+
+    def record(event: str, key: str) -> dict[str, Any]:
+        return _record(event, key)
+
+    batch = [record("INSERT", f"c{n}") for n in range(7)] + [record("REMOVE", "c0")]
+    assert connection_counter.handler({"Records": batch}, None) == {"created": 7, "removed": 1}
+    assert connection_counter.handler({"Records": [record("MODIFY", "c1")]}, None) == {
+        "created": 0,
+        "removed": 0,
+    }
+    assert connection_counter.handler({"Records": []}, None) == {"created": 0, "removed": 0}
+
+    # The stream's first batch also claims the count for it (a second, conditional write).
+    assert [w["ExpressionAttributeValues"][":change"] for w in writes] == [{"N": "6"}] * 2
+    writes.clear()
+    connection_counter.handler({"Records": [record("INSERT", f"d{n}") for n in range(3)]}, None)
+    assert len(writes) == 1
+    assert _count(dynamodb, table_name) == 9
+
+
+def test_a_refused_write_fails_the_batch_for_lambda_to_retry(
+    dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
 
     class NoUpdates:
         def __getattr__(self, name: str) -> Any:
             return getattr(dynamodb, name)
 
         def update_item(self, **request: Any) -> Any:
-            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "UpdateItem")
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "U")
 
     monkeypatch.setattr(connections, "dynamodb_client", lambda: NoUpdates())
-
-    assert websocket.handler(_connect("conn-1"), None)["statusCode"] == 200
-    assert [item["connectionId"]["S"] for item in connection_items(dynamodb, table_name)] == [
-        "conn-1"
-    ]
-
-
-def test_the_count_is_written_beside_the_item(dynamodb: Any, table_name: str) -> None:
-    """`$connect` waits for one round trip, not two: the item's PutItem cannot finish until the
-    count's UpdateItem has started (sequential writes would wait here for 10 s, then fail)."""
-    started = threading.Event()
-
-    class Overlapping:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(dynamodb, name)
-
-        def update_item(self, **request: Any) -> Any:
-            started.set()
-            return dynamodb.update_item(**request)
-
-        def put_item(self, **request: Any) -> Any:
-            assert started.wait(10), "the count's write did not run beside the item's"
-            return dynamodb.put_item(**request)
-
-    _store(Overlapping(), table_name, "conn-1")  # type: ignore[arg-type]
-
-    assert sum(_shards(dynamodb, table_name).values()) == 1
-
-
-def test_a_connection_not_stored_is_not_counted(dynamodb: Any, table_name: str) -> None:
-    """PutItem refused: the count it was added to is taken back, and the error still raised."""
-
-    class NoPuts:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(dynamodb, name)
-
-        def put_item(self, **request: Any) -> Any:
-            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "Put")
+    batch = [_record("INSERT", "c1")]
 
     with pytest.raises(ClientError):
-        _store(NoPuts(), table_name, "conn-1")  # type: ignore[arg-type]
-
-    assert sum(_shards(dynamodb, table_name).values()) == 0
-    assert connection_items(dynamodb, table_name) == []
+        connection_counter.handler({"Records": batch}, None)
 
 
-def test_shards_stay_out_of_both_indexes(dynamodb: Any, table_name: str) -> None:
-    """A shard item is never taken for a user's connection, nor swept, nor expired by the TTL."""
-    _store(dynamodb, table_name, "conn-1", expires_at=int(time.time()) - 100)
-    item = dynamodb.get_item(
+STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-27T12:00:00.000"
+STREAM_STARTED_MS = 1_795_780_800_000  # 2026-11-27T12:00:00Z
+
+
+def _record(event: str, key: str, connected_at_ms: int | None = None) -> dict[str, Any]:
+    change: dict[str, Any] = {"Keys": {"connectionId": {"S": key}}}
+    if connected_at_ms is not None:
+        change["OldImage"] = {
+            "connectionId": {"S": key},
+            "connectedAt": {"N": str(connected_at_ms)},
+        }
+    return {"eventName": event, "dynamodb": change, "eventSourceARN": STREAM}
+
+
+def test_a_stream_starts_at_its_label() -> None:
+    assert connection_counter.stream_started_ms(STREAM) == STREAM_STARTED_MS
+    with pytest.raises(ValueError, match="not a DynamoDB stream ARN"):
+        connection_counter.stream_started_ms("arn:aws:dynamodb:us-east-1:1:table/t")
+
+
+def test_connections_from_before_the_stream_are_not_counted_out(
+    dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored before the stream began, a connection was never counted in: its removal leaves
+    the count, so the count is never pushed below the truth for good."""
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
+    batch = [
+        _record("INSERT", "new-1"),
+        _record("INSERT", "new-2"),
+        _record("REMOVE", "old", connected_at_ms=STREAM_STARTED_MS - 1),
+        _record("REMOVE", "new-1", connected_at_ms=STREAM_STARTED_MS + 5),
+    ]
+
+    assert connection_counter.handler({"Records": batch}, None) == {"created": 2, "removed": 1}
+    assert _count(dynamodb, table_name) == 1
+
+
+def test_a_new_stream_starts_the_count_over_and_an_old_one_is_ignored(
+    dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's stream replaced: the count belongs to the newest; a late batch of the old
+    one changes nothing."""
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
+    newer = STREAM.replace("2026-11-27T12", "2026-11-28T12")
+    connection_counter.handler({"Records": [_record("INSERT", f"c{n}") for n in range(5)]}, None)
+
+    moved = [{**_record("INSERT", "d1"), "eventSourceARN": newer}]
+    connection_counter.handler({"Records": moved}, None)
+    assert _count(dynamodb, table_name) == 1
+    connection_counter.handler({"Records": [_record("INSERT", "late")]}, None)
+    assert _count(dynamodb, table_name) == 1
+
+
+def test_the_count_is_never_read_below_zero(
+    dynamodb: Any, table_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connections opened before the count existed and closed since take it below zero."""
+    dynamodb.put_item(
         TableName=table_name,
-        Key={"connectionId": {"S": f"stats#connections#{connections.count_shard('conn-1')}"}},
+        Item={"connectionId": {"S": "stats#connections"}, "openConnections": {"N": "-2"}},
+    )
+
+    assert _count(dynamodb, table_name) == 0
+    assert "connection_count_negative" in caplog.text
+
+
+def test_an_empty_table_counts_zero(dynamodb: Any, table_name: str) -> None:
+    assert _count(dynamodb, table_name) == 0
+
+
+def test_the_count_item_stays_out_of_both_indexes(
+    dynamodb: Any, table_name: str, stream: Stream
+) -> None:
+    """Never taken for a user's connection, nor swept, nor expired by the TTL."""
+    _store(dynamodb, table_name, "conn-1", expires_at=int(time.time()) - 100)
+    stream.deliver()
+    item = dynamodb.get_item(
+        TableName=table_name, Key={"connectionId": {"S": "stats#connections"}}
     )["Item"]
 
-    assert set(item) == {"connectionId", "openConnections"}
+    assert set(item) == {"connectionId", "openConnections", "streamLabel"}
     assert list(connections.connection_ids_of_user(dynamodb, table_name, USER)) == ["conn-1"]
     assert list(
         connections.expired_connection_ids(
@@ -354,12 +316,26 @@ def test_shards_stay_out_of_both_indexes(dynamodb: Any, table_name: str) -> None
     ) == ["conn-1"]
 
 
+class CountingReads:
+    """moto's client, recording which calls were made."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.exceptions = client.exceptions
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self._client, name)
+
+
 # --- the minute job -----------------------------------------------------------------------------
 
 
 def test_sweeper_with_sessions_off_publishes_the_count_and_sweeps_nothing(
     dynamodb: Any,
     table_name: str,
+    stream: Stream,
     management: Management,
     emf_lines: EmfLines,
     monkeypatch: pytest.MonkeyPatch,
@@ -371,13 +347,14 @@ def test_sweeper_with_sessions_off_publishes_the_count_and_sweeps_nothing(
     monkeypatch.setenv("STAGE_NAME", "prod")
     for index in range(5):
         _store(dynamodb, table_name, f"conn-{index}", expires_at=int(time.time()) - 100)
+    stream.deliver()
     reads = CountingReads(dynamodb)
     monkeypatch.setattr(connections, "dynamodb_client", lambda: reads)
 
     assert sweeper.handler({"detail-type": "Scheduled Event"}, None) == {"connections": 5}
 
     assert management.posts == [] and management.deleted == []
-    assert len(reads.batches) == 1 and "query" not in reads.calls
+    assert reads.calls == ["get_item"]  # the count's one item; no query, no scan
     (line,) = emf_lines()
     assert (line["ApiId"], line["Stage"], line["ConnectionCount"]) == ("abcdef1234", "prod", 5)
     assert [m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == [
@@ -401,6 +378,7 @@ def test_sweeper_publishes_zero_connections(
 def test_sweeper_without_dimensions_skips_the_metric(
     dynamodb: Any,
     table_name: str,
+    stream: Stream,
     management: Management,
     emf_lines: EmfLines,
     monkeypatch: pytest.MonkeyPatch,
@@ -408,30 +386,35 @@ def test_sweeper_without_dimensions_skips_the_metric(
     """No `API_ID` / `STAGE_NAME`: the run still sweeps and counts, and prints no metric."""
     monkeypatch.setenv("MANAGEMENT_ENDPOINT", ENDPOINT)
     _store(dynamodb, table_name, "expired", expires_at=int(time.time()) - 100)
+    stream.deliver()
 
     assert sweeper.handler({}, None) == {"connections": 1, "closed": 1, "gone": 0, "failed": 0}
     assert emf_lines() == []
 
 
-def test_sweeper_sweeps_when_the_count_cannot_be_read(
+def test_sweeper_sweeps_then_fails_when_the_count_cannot_be_read(
     dynamodb: Any,
     table_name: str,
     management: Management,
     emf_lines: EmfLines,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A refused BatchGetItem (an old policy) costs the metric, never the sweep."""
+    """A refused read (an old policy) costs the metric, never the sweep; then the run fails,
+    so the function's errors alarm says the count stopped."""
     monkeypatch.setenv("MANAGEMENT_ENDPOINT", ENDPOINT)
     monkeypatch.setenv("API_ID", "abcdef1234")
     monkeypatch.setenv("STAGE_NAME", "prod")
     _store(dynamodb, table_name, "expired", expires_at=int(time.time()) - 100)
 
-    class NoBatches(CountingReads):
-        def batch_get_item(self, **request: Any) -> Any:
-            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "BatchGetItem")
+    class NoCount(CountingReads):
+        def get_item(self, **request: Any) -> Any:
+            if request["Key"]["connectionId"]["S"] == "stats#connections":
+                raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "GetItem")
+            return self._client.get_item(**request)
 
-    monkeypatch.setattr(connections, "dynamodb_client", lambda: NoBatches(dynamodb))
+    monkeypatch.setattr(connections, "dynamodb_client", lambda: NoCount(dynamodb))
 
-    assert sweeper.handler({}, None) == {"closed": 1, "gone": 0, "failed": 0}
+    with pytest.raises(RuntimeError, match="could not be read"):
+        sweeper.handler({}, None)
     assert management.deleted == ["expired"]
     assert emf_lines() == []

@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 
 from tests.handlers.test_sender import ScriptedManagement, _error, _store
 from tests.handlers.test_sessions import Management
-from wsauth.handlers import connections, metrics, sender, sweeper, websocket
+from wsauth.handlers import connection_counter, connections, metrics, sender, sweeper, websocket
 
 API_ID = "abcdef1234"
 STAGE = "prod"
@@ -329,6 +329,14 @@ def test_sign_out_notices_of_one_invocation_make_one_line(
 # --- the sweeper: one line per run --------------------------------------------------------------
 
 
+def _inserted(connection_id: str) -> dict[str, Any]:
+    return {
+        "eventName": "INSERT",
+        "dynamodb": {"Keys": {"connectionId": {"S": connection_id}}},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-11-27T12:00:00.000",
+    }
+
+
 def test_the_sweepers_pushes_join_its_count_line(
     dynamodb: Any, table_name: str, emf_lines: EmfLines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -353,6 +361,8 @@ def test_the_sweepers_pushes_join_its_count_line(
     monkeypatch.setenv("MANAGEMENT_ENDPOINT", ENDPOINT)
     monkeypatch.setenv("API_ID", API_ID)
     monkeypatch.setenv("STAGE_NAME", STAGE)
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
+    connection_counter.handler({"Records": [_inserted(c) for c in ("a", "b", "c")]}, None)
 
     result = sweeper.handler({}, None)
 

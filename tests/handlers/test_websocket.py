@@ -96,7 +96,6 @@ def test_connect_stores_the_item(dynamodb: Any, monkeypatch: pytest.MonkeyPatch)
         "username": {"S": "alice"},
         "connectedAt": {"N": "1700000000123"},
         "removedAt": {"N": "1700000600"},
-        "countShard": {"N": "4"},  # crc32(b"conn-1") % 16
     }
 
 

@@ -36,7 +36,7 @@ def test_starts_and_names_what_it_records(operations_cloud: LocalCloud) -> None:
     log = operations_cloud.log_text()
     summary = next(line for line in log.splitlines() if "recorded, nothing to run" in line)
     for part in (
-        "10 CloudWatch alarms",
+        "13 CloudWatch alarms",
         "1 dashboard",
         "3 log metric filters",
         "1 SNS topic",

@@ -128,8 +128,9 @@ class EmbeddedAws:
             process.stdout.close()
 
 
-# Services the handlers call on every connect and disconnect; other requests (and unsigned ones,
-# such as the JWKS GET) go through moto's own dispatch.
+# Services the handlers call on every connect and disconnect (and DynamoDB Streams, which signs
+# as `dynamodb`); other requests (and unsigned ones, such as the JWKS GET) go through moto's own
+# dispatch.
 _DIRECT_SERVICES = frozenset({"dynamodb", "cognito-idp"})
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
@@ -157,6 +158,11 @@ class _SignedServiceDispatch:
         service = match.group(1) if match else None
         if service not in _DIRECT_SERVICES:
             return self._moto_app(environ, start_response)
+        if service == "dynamodb" and environ.get("HTTP_X_AMZ_TARGET", "").startswith(
+            "DynamoDBStreams_"
+        ):
+            # DynamoDB Streams signs as `dynamodb` too; its API is another service's.
+            service = "dynamodbstreams"
         app = self._apps.get(service)
         if app is None:
             with self._lock:
@@ -165,7 +171,8 @@ class _SignedServiceDispatch:
                     app = self._moto_app.create_app(service)
                     app.debug = False
                     self._apps[service] = app
-        if service == "dynamodb":
+        if service in ("dynamodb", "dynamodbstreams"):
+            # The stream's records are written by the table's requests: one turn for both.
             with self._dynamodb_turn:
                 return app(environ, start_response)
         return app(environ, start_response)

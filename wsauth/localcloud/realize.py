@@ -4,7 +4,8 @@
 it, through the registry of service realizers (`realizers/`, one module per AWS service):
 Cognito pools and clients and DynamoDB tables in the embedded moto server, Lambda functions as
 `FunctionSpec`s for the worker pool, each WebSocket API as an `ApiSpec` for a gateway,
-EventBridge rules as `RuleSpec`s for the scheduler, permissions kept for enforcement. What has
+EventBridge rules as `RuleSpec`s for the scheduler, event source mappings on DynamoDB streams as
+`StreamMappingSpec`s for the stream poller, permissions kept for enforcement. What has
 nothing to run locally (IAM, log groups and metric filters, alarms, dashboards, SNS, ACM,
 Route 53, custom domains) is *recorded*: it answers with the outputs AWS would give it and is
 named in the start-up summary (`RealizedStack.recorded`). A type it cannot realize is an error
@@ -14,6 +15,9 @@ one without anyone noticing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import json
 import os
 import runpy
@@ -46,6 +50,7 @@ from wsauth.localcloud.realizers.base import (
 )
 from wsauth.localcloud.schedules import RuleSpec
 from wsauth.localcloud.spec import ApiSpec, CustomDomainSpec, Limits
+from wsauth.localcloud.streams import StreamMappingSpec
 
 __all__ = [
     "ACCOUNT_ID",
@@ -80,6 +85,9 @@ class RealizedStack:
     custom_domains: list[CustomDomainSpec] = field(default_factory=list)
     """Custom domain names mapped to the program's APIs (not served: the gateway's URL stands
     for them)."""
+    mappings: list[StreamMappingSpec] = field(default_factory=list)
+    """Event source mappings on DynamoDB streams, ordered by name (the stream poller runs
+    them)."""
 
 
 def local_config(program_dir: Path) -> dict[str, str]:
@@ -261,6 +269,29 @@ def _program_context(program_dir: Path) -> Iterator[None]:
         sys.path.remove(str(program_dir))
 
 
+def _event_loops() -> set[asyncio.AbstractEventLoop]:
+    return {obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)}
+
+
+def _close_program_loops(existing: set[asyncio.AbstractEventLoop]) -> None:
+    """Close the event loop Pulumi ran the program on, and the loops of its executor's threads.
+
+    Pulumi's mocks register each resource on a thread of that loop's default executor, and each
+    thread makes itself a loop it never closes. Left to the garbage collector, such a loop may
+    be finalized after the socket of its self-pipe, which prints a traceback; so every loop
+    the program made (none of `existing`) is closed here, explicitly, while all is still open.
+    """
+    with contextlib.suppress(RuntimeError):
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if not loop.is_running() and not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+            asyncio.set_event_loop(None)
+    for made in _event_loops() - existing:
+        if not made.is_running() and not made.is_closed():
+            made.close()
+
+
 def _run_main(main: Path) -> None:
     runpy.run_path(str(main), run_name="__main__")
 
@@ -284,10 +315,6 @@ def realize_program(
     Raises:
         RealizeError: The program failed, or declares something the local cloud cannot run.
     """
-    from pulumi.runtime import settings
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
-
     program_dir = program_dir.resolve()
     project = str(_read_yaml(program_dir / "Pulumi.yaml").get("name", "project"))
     main = program_dir / "__main__.py"
@@ -296,6 +323,21 @@ def realize_program(
     realizer = Realizer(aws, program_dir, unpack_dir)
     pulumi.runtime.set_all_config(local_config(program_dir))
     pulumi.runtime.set_mocks(realizer, project=project, stack="local", preview=False)
+    existing = _event_loops()
+    try:
+        return _realize(program_dir, main, realizer, limits or Limits(), aws.region)
+    finally:
+        # Nothing runs on the program's loops any more (the local cloud serves on its own).
+        _close_program_loops(existing)
+
+
+def _realize(
+    program_dir: Path, main: Path, realizer: Realizer, limits: Limits, region: str
+) -> RealizedStack:
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
     with _program_context(program_dir):
         try:
             _sync_await(run_pulumi_func(lambda: _run_main(main)))
@@ -316,12 +358,13 @@ def realize_program(
     outputs = _sync_await(resolve())
     return RealizedStack(
         outputs=outputs,
-        apis=realizer.api_specs(limits or Limits()),
+        apis=realizer.api_specs(limits),
         functions=realizer.lambdas.functions,
-        region=aws.region,
+        region=region,
         permissions=realizer.lambdas.permissions,
         resources=realizer.resources,
         rules=realizer.rules(),
         recorded=realizer.registry.recorded(),
         custom_domains=realizer.registry.service(ApiGatewayRealizer).custom_domains(),
+        mappings=realizer.lambdas.stream_mappings(),
     )

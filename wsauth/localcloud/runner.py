@@ -1,11 +1,12 @@
 """Start and stop the whole local cloud: moto, the realized program, workers, gateway, web page.
 
 Order matters: moto first (the program's resources are created in it), then the program (it
-tells us the APIs, functions and schedules), then a gateway per API (its port goes into the
-workers' environment and the outputs), then the schedules and the web page (it needs the
-outputs). The outputs file is written last, atomically: its existence means "ready". Stopping
-reverses the order: the schedules stop first, and `$disconnect` still runs while the workers and
-moto are up; the metrics the workers printed last are published before moto stops.
+tells us the APIs, functions, schedules and stream mappings), then a gateway per API (its port
+goes into the workers' environment and the outputs), then the schedules, the stream mappings and
+the web page (it needs the outputs). The outputs file is written last, atomically: its existence
+means "ready". Stopping reverses the order: the stream mappings and the schedules stop first, and
+`$disconnect` still runs while the workers and moto are up; the metrics the workers printed last
+are published before moto stops.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def _lambda_environment(region: str, aws_endpoint: str) -> dict[str, str]:
         # boto3 ≥ 1.28 reads per-service endpoints from these (named after the service's id,
         # "Cognito Identity Provider"), so handlers need no local code.
         "AWS_ENDPOINT_URL_DYNAMODB": aws_endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": aws_endpoint,
         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": aws_endpoint,
         # The authorizer's own: where the pool's JWKS is served (no AWS SDK reads this one).
         "AWS_ENDPOINT_URL_COGNITO_IDP": aws_endpoint,
@@ -229,6 +231,7 @@ async def _serve(
     from wsauth.localcloud.metrics import MetricsPublisher
     from wsauth.localcloud.permissions import PermissionCheckingInvoker
     from wsauth.localcloud.schedules import Scheduler
+    from wsauth.localcloud.streams import StreamPoller
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -275,6 +278,8 @@ async def _serve(
         realized.permissions,
         interval_seconds=options.sweep_interval_seconds,
     )
+    # Lambda reads a stream with the function's role: no invoke permission is involved.
+    streams = StreamPoller(realized.mappings, lambdas, lambda: aws.client("dynamodbstreams"))
     web: Any = None
     wrote_outputs = False
     try:
@@ -286,6 +291,8 @@ async def _serve(
         _point_functions_at_their_api(lambdas, gateways, realized.region)
         # After the functions' environments are final: a worker keeps the one it started with.
         scheduler.start()
+        # Before "ready": a record written once the outputs are out reaches a LATEST mapping.
+        await streams.start()
         outputs: dict[str, Any] = localize(
             dict(realized.outputs),
             _local_urls(gateways, realized.region, realized.custom_domains),
@@ -319,7 +326,8 @@ async def _serve(
             # A stale file would tell clients a stopped cloud is ready.
             with contextlib.suppress(FileNotFoundError):
                 options.outputs_file.unlink()
-        # Nothing scheduled may start while the gateways and workers go away.
+        # Nothing scheduled or streamed may start while the gateways and workers go away.
+        await streams.close()
         await scheduler.close()
         for gateway in gateways:
             await gateway.close()

@@ -1,17 +1,26 @@
-"""DynamoDB tables (keys, global secondary indexes, TTL), created in the embedded moto server."""
+"""DynamoDB tables (keys, global secondary indexes, TTL, stream), created in the embedded moto
+server. A table's stream is read by the event source mappings on it (`streams.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from wsauth.localcloud.realizers.base import Creator, Realized, ServiceRealizer, auto_name
+from wsauth.localcloud.realizers.base import (
+    Creator,
+    Realized,
+    RealizeError,
+    ServiceRealizer,
+    auto_name,
+)
 
 __all__ = ["DynamoDbRealizer"]
 
+_VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
+
 
 class DynamoDbRealizer(ServiceRealizer):
-    """`aws.dynamodb.Table`, with its billing mode, indexes and TTL."""
+    """`aws.dynamodb.Table`, with its billing mode, indexes, TTL and stream."""
 
     service = "dynamodb"
 
@@ -59,6 +68,17 @@ class DynamoDbRealizer(ServiceRealizer):
             indexes.append(gsi)
         if indexes:
             request["GlobalSecondaryIndexes"] = indexes
+        stream_enabled = bool(inputs.get("streamEnabled"))
+        view_type = inputs.get("streamViewType") or None
+        if stream_enabled:
+            if view_type not in _VIEW_TYPES:
+                raise RealizeError(
+                    f"stream_view_type {view_type!r}: a stream needs one of "
+                    f"{', '.join(_VIEW_TYPES)} (stream_view_type is required when "
+                    "stream_enabled = true)"
+                )
+            # Only with the stream on: moto would turn a stream on for a view type alone.
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view_type}
         if inputs.get("deletionProtectionEnabled") is not None:
             request["DeletionProtectionEnabled"] = inputs["deletionProtectionEnabled"]
         dynamodb = self.context.client("dynamodb")
@@ -75,7 +95,11 @@ class DynamoDbRealizer(ServiceRealizer):
             "name": table_name,
             "arn": table["TableArn"],
             "billingMode": billing,
+            "streamEnabled": stream_enabled,
+            "streamViewType": view_type if stream_enabled else "",
+            # `arn:aws:dynamodb:{region}:{account}:table/{name}/stream/{label}`; "" without one.
             "streamArn": table.get("LatestStreamArn", ""),
+            "streamLabel": table.get("LatestStreamLabel", ""),
         }
 
 
