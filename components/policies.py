@@ -194,8 +194,9 @@ def counter_policy(
                     "Resource": [stream],
                 },
                 {
-                    # Listing is asked of the table's streams, whose labels change when a stream
-                    # is replaced.
+                    # As AWS's own example for a stream-reading function scopes it (the table's
+                    # streams, whose labels change when one is replaced); Lambda's polling
+                    # itself uses the three actions above.
                     "Sid": "ListThisTablesStreams",
                     "Effect": "Allow",
                     "Action": ["dynamodb:ListStreams"],

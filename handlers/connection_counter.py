@@ -93,26 +93,33 @@ def _add(change: int, stream_label: str) -> None:
     request = {
         "TableName": connections.table_name_from_env(),
         "Key": {"connectionId": {"S": connections.COUNT_KEY}},
+        "ExpressionAttributeValues": {":change": {"N": str(change)}, ":label": {"S": stream_label}},
     }
-    values = {":change": {"N": str(change)}, ":label": {"S": stream_label}}
-    try:
-        dynamodb.update_item(
-            **request,
-            UpdateExpression="ADD openConnections :change",
-            ConditionExpression="streamLabel = :label",
-            ExpressionAttributeValues=values,
-        )
-        return
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        pass
-    try:
-        # Labels are ISO times: a later stream sorts after an earlier one.
-        dynamodb.update_item(
-            **request,
-            UpdateExpression="SET openConnections = :change, streamLabel = :label",
-            ConditionExpression="attribute_not_exists(streamLabel) OR streamLabel < :label",
-            ExpressionAttributeValues=values,
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        # A batch of a stream older than the count's: replaced, its changes no longer count.
-        print(json.dumps({"logger": "counter", "outcome": "stale_stream", "stream": stream_label}))
+    while True:
+        try:
+            dynamodb.update_item(
+                **request,
+                UpdateExpression="ADD openConnections :change",
+                ConditionExpression="streamLabel = :label",
+            )
+            return
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            pass
+        try:
+            # Labels are ISO times: a later stream sorts after an earlier one.
+            dynamodb.update_item(
+                **request,
+                UpdateExpression="SET openConnections = :change, streamLabel = :label",
+                ConditionExpression="attribute_not_exists(streamLabel) OR streamLabel < :label",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return
+        except dynamodb.exceptions.ConditionalCheckFailedException as refused:
+            stored = refused.response.get("Item", {}).get("streamLabel", {}).get("S", "")
+        if stored != stream_label:
+            # A batch of a stream older than the count's: replaced, its changes no longer count.
+            print(
+                json.dumps({"logger": "counter", "outcome": "stale_stream", "stream": stream_label})
+            )
+            return
+        # Another shard's batch claimed the count for this stream in between: add to it.

@@ -280,6 +280,45 @@ def test_a_new_stream_starts_the_count_over_and_an_old_one_is_ignored(
     assert _count(dynamodb, table_name) == 1
 
 
+def test_two_shards_claiming_a_new_stream_at_once_both_count(
+    dynamodb: Any, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards of one stream run side by side: when another shard's batch claims the count just
+    after this batch found it unclaimed, this batch adds to that claim instead of losing its
+    change."""
+    monkeypatch.setenv("CONNECTION_TABLE_NAME", table_name)
+    label = STREAM.rpartition("/stream/")[2]
+
+    class Racing:
+        raced = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def update_item(self, **request: Any) -> Any:
+            try:
+                return dynamodb.update_item(**request)
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                if not Racing.raced:  # the other shard's claim lands now
+                    Racing.raced = True
+                    dynamodb.put_item(
+                        TableName=table_name,
+                        Item={
+                            "connectionId": {"S": "stats#connections"},
+                            "openConnections": {"N": "5"},
+                            "streamLabel": {"S": label},
+                        },
+                    )
+                raise
+
+    monkeypatch.setattr(connections, "dynamodb_client", lambda: Racing())
+
+    connection_counter.handler({"Records": [_record("INSERT", f"c{n}") for n in range(3)]}, None)
+
+    assert Racing.raced
+    assert _count(dynamodb, table_name) == 8
+
+
 def test_the_count_is_never_read_below_zero(
     dynamodb: Any, table_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
