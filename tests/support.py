@@ -72,8 +72,8 @@ def create_connection_table(dynamodb: Any, table_name: str) -> None:
 def connection_items(dynamodb: Any, table_name: str) -> list[dict[str, Any]]:
     """Every connection's item in the table (a consistent Scan, fine for tests' small tables).
 
-    The table also holds each user's own item (`user#<sub>`) and the live count's shards
-    (`stats#connections#<k>`); API Gateway's connection ids never hold `#`, so those are left out.
+    The table also holds each user's own item (`user#<sub>`) and the live count's item
+    (`stats#connections`); API Gateway's connection ids never hold `#`, so those are left out.
     """
     request: dict[str, Any] = {"TableName": table_name, "ConsistentRead": True}
     items: list[dict[str, Any]] = []
