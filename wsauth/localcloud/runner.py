@@ -308,12 +308,13 @@ async def _serve(
             if web is not None:
                 outputs["webPage"] = web.url
 
+        # Before the outputs: once they are out, start-up has nothing more to say but "ready".
+        _log_custom_domains(gateways, realized.custom_domains)
         # File first: whoever sees the printed outputs can rely on the file being there.
         if options.outputs_file is not None:
             write_outputs(options.outputs_file, outputs)
             wrote_outputs = True
         print(format_outputs(outputs), file=out, flush=True)
-        _log_custom_domains(gateways, realized.custom_domains)
         log.info(
             "ready in %.1f s: connect to %s (Ctrl-C stops)",
             time.perf_counter() - began,
