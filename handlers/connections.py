@@ -198,8 +198,8 @@ def is_connection_key(key: str) -> bool:
 def open_connection_count(dynamodb: DynamoDBClient, table_name: str) -> int:
     """Return the live number of open connections (`stats#connections`), never below zero.
 
-    One eventually consistent GetItem, whatever the table holds. The stored sum dips below
-    zero for connections opened before the count existed and closed since: logged, read as 0.
+    One eventually consistent GetItem, whatever the table holds. The stored sum goes below zero
+    only by a fault (a batch of removals counted twice): logged, read as 0.
 
     Raises:
         botocore.exceptions.ClientError: DynamoDB refused the read.

@@ -24,8 +24,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 __all__ = [
     "CONNECTION_COUNT",
@@ -138,30 +137,16 @@ _current: contextvars.ContextVar[PushCounts | None] = contextvars.ContextVar(
 )
 
 
-@contextmanager
-def counting_pushes() -> Iterator[PushCounts]:
+class counting_pushes:  # noqa: N801 (used as a function: `with counting_pushes() as counts`)
     """Count the push outcomes of the enclosed code (and of the threads it runs its pushes in
-    through `sender.for_each_connection`) into a new `PushCounts`, which it yields."""
-    counts = PushCounts()
-    token = _current.set(counts)
-    try:
-        yield counts
-    finally:
-        _current.reset(token)
-
-
-class publishing_pushes:  # noqa: N801 (used as a function: `with publishing_pushes(...)`)
-    """`counting_pushes`, then `publish` the counts (at most one line, none when all were
-    delivered), even when the enclosed code raised.
+    through `sender.for_each_connection`) into a new `PushCounts`, which it yields.
 
     A class rather than a generator: the websocket function enters one per message.
     """
 
-    __slots__ = ("_api_id", "_stage", "_counts", "_token")
+    __slots__ = ("_counts", "_token")
 
-    def __init__(self, api_id: str | None, stage: str | None) -> None:
-        self._api_id = api_id
-        self._stage = stage
+    def __init__(self) -> None:
         self._counts = PushCounts()
 
     def __enter__(self) -> PushCounts:
@@ -170,6 +155,21 @@ class publishing_pushes:  # noqa: N801 (used as a function: `with publishing_pus
 
     def __exit__(self, *exc_info: object) -> None:
         _current.reset(self._token)
+
+
+class publishing_pushes(counting_pushes):  # noqa: N801
+    """`counting_pushes`, then `publish` the counts (at most one line, none when all were
+    delivered), even when the enclosed code raised."""
+
+    __slots__ = ("_api_id", "_stage")
+
+    def __init__(self, api_id: str | None, stage: str | None) -> None:
+        super().__init__()
+        self._api_id = api_id
+        self._stage = stage
+
+    def __exit__(self, *exc_info: object) -> None:
+        super().__exit__(*exc_info)
         counts = self._counts
         if counts.failed or counts.gone:
             publish(counts.metrics(), api_id=self._api_id, stage=self._stage)
